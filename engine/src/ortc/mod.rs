@@ -1,0 +1,1 @@
+//! ORTC rules (filled in by the ORTC work).

@@ -1,0 +1,1 @@
+//! RTP/RTCP packet layer (filled in by the RTP work).

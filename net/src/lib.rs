@@ -1,0 +1,1 @@
+//! shardsfu-net: the only crate that makes syscalls or holds `unsafe`.
