@@ -160,7 +160,7 @@ fn is_less_level(a: u8, b: u8) -> bool {
         return b != level::LEVEL_1 && b != level::LEVEL_1B;
     }
     if b == level::LEVEL_1B {
-        return a != level::LEVEL_1;
+        return a == level::LEVEL_1;
     }
     a < b
 }
