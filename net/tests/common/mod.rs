@@ -92,11 +92,70 @@ pub fn call<R: Send + 'static>(
     rx.recv_timeout(WAIT).expect("shard did not run the command")
 }
 
-/// A plain blocking loopback socket for the test thread.
-pub fn peer(addr: &str) -> UdpSocket {
+/// A plain blocking loopback socket for the test thread, with a large receive buffer (best
+/// effort) and reads that retry on EINTR (glommio's threads may signal the process).
+pub struct Peer(pub UdpSocket);
+
+impl std::ops::Deref for Peer {
+    type Target = UdpSocket;
+    fn deref(&self) -> &UdpSocket {
+        &self.0
+    }
+}
+
+impl Peer {
+    pub fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        loop {
+            match self.0.recv_from(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    pub fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.recv_from(buf).map(|(n, _)| n)
+    }
+
+    /// The receive buffer the kernel granted, in bytes.
+    pub fn rcvbuf(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid out-pointers of the sizes given.
+        let ret = unsafe {
+            libc::getsockopt(
+                self.0.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if ret == 0 {
+            value as usize
+        } else {
+            0
+        }
+    }
+}
+
+pub fn peer(addr: &str) -> Peer {
+    use std::os::fd::AsRawFd;
     let s = UdpSocket::bind(addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    s
+    let size: libc::c_int = 8 << 20;
+    // SAFETY: passes a pointer to a live c_int and its size; failure just leaves the default.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    Peer(s)
 }
 
 /// Waits until `cond(load)` holds for the shard's published load (published at least every ~100 ms).
