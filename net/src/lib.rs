@@ -53,15 +53,14 @@ mod sys;
 mod udp;
 
 pub use runtime::{
-    Runtime, RuntimeConfig, ShardHandle, ShardInfo, ShardLoad, StartError, SubmitError,
-    MAX_SHARDS, MEMLOCK_NEED_KIB,
+    Runtime, RuntimeConfig, ShardHandle, ShardInfo, ShardLoad, StartError, SubmitError, MAX_SHARDS,
+    MEMLOCK_NEED_KIB,
 };
 pub use shard::{
     Io, ShardService, LOAD_WINDOW, MAX_COMMANDS_PER_TURN, MAX_EPOLL_EVENTS, MAX_PARK,
     MAX_RX_BATCHES_PER_SOCKET, MAX_RX_PER_TURN,
 };
 pub use udp::{
-    SocketId, MAX_GSO_BYTES, MAX_GSO_SEGMENTS, MAX_HEAD_BYTES, MAX_RX_BATCH,
-    MAX_SOCKETS_PER_SHARD, MAX_TX_ENTRIES, MAX_TX_MESSAGES, RX_BUFFER_BYTES, SOCKET_BUFFER_BYTES,
-    TX_ARENA_BYTES,
+    SocketId, MAX_GSO_BYTES, MAX_GSO_SEGMENTS, MAX_HEAD_BYTES, MAX_RX_BATCH, MAX_SOCKETS_PER_SHARD,
+    MAX_TX_ENTRIES, MAX_TX_MESSAGES, RX_BUFFER_BYTES, SOCKET_BUFFER_BYTES, TX_ARENA_BYTES,
 };

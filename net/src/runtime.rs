@@ -72,12 +72,18 @@ pub struct ShardLoad {
 
 #[derive(Debug)]
 pub enum StartError {
-    MemlockTooLow { have_kib: u64, need_kib: u64 },
+    MemlockTooLow {
+        have_kib: u64,
+        need_kib: u64,
+    },
     IoUring(std::io::Error),
     Io(std::io::Error),
     InvalidConfig(String),
     /// A shard's executor could not be created, or its service factory panicked.
-    Shard { index: usize, reason: String },
+    Shard {
+        index: usize,
+        reason: String,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -225,7 +231,11 @@ struct ReadyGuard {
 
 impl Drop for ReadyGuard {
     fn drop(&mut self) {
-        let msg = if self.ready { Ok(self.index) } else { Err(self.index) };
+        let msg = if self.ready {
+            Ok(self.index)
+        } else {
+            Err(self.index)
+        };
         let _ = self.tx.send(msg);
     }
 }

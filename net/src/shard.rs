@@ -209,7 +209,9 @@ impl LoadMeter {
         let busy = (self.busy.as_secs_f64() / secs).clamp(0.0, 1.0) as f32;
         let rx_pps = ((c.rx_packets - self.rx_at_start) as f64 / secs) as u64;
         let tx_pps = ((c.tx_packets - self.tx_at_start) as f64 / secs) as u64;
-        cells.busy_fraction_bits.store(busy.to_bits(), Ordering::Relaxed);
+        cells
+            .busy_fraction_bits
+            .store(busy.to_bits(), Ordering::Relaxed);
         cells.rx_pps.store(rx_pps, Ordering::Relaxed);
         cells.tx_pps.store(tx_pps, Ordering::Relaxed);
         cells.rx_packets.store(c.rx_packets, Ordering::Relaxed);
@@ -291,7 +293,9 @@ impl<S: ShardService> Shard<S> {
             }
             let ring = &mut self.inbound[(first_ring + k) % n];
             let core = &mut self.core;
-            budget -= ring.drain(budget, |cmd| service.on_command(now, cmd, &mut Io::new(core)));
+            budget -= ring.drain(budget, |cmd| {
+                service.on_command(now, cmd, &mut Io::new(core))
+            });
         }
         MAX_COMMANDS_PER_TURN - budget
     }

@@ -26,9 +26,8 @@ impl Epoll {
         // SAFETY: plain syscall without pointers.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(Epoll {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
     }
 
     /// Registers `fd` for read readiness (level-triggered); `token` comes back from `wait`.
@@ -60,7 +59,11 @@ impl Epoll {
 }
 
 /// `epoll_wait` on a raw descriptor (used from the blocking thread while the shard parks).
-pub(crate) fn epoll_wait_raw(epfd: RawFd, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
+pub(crate) fn epoll_wait_raw(
+    epfd: RawFd,
+    events: &mut [libc::epoll_event],
+    timeout_ms: i32,
+) -> usize {
     let max = events.len().min(i32::MAX as usize) as i32;
     // SAFETY: `events` is a valid, writable buffer of `max` epoll_event entries.
     let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), max, timeout_ms) };
@@ -84,9 +87,8 @@ impl EventFd {
         // SAFETY: plain syscall without pointers.
         let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(EventFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(EventFd { fd })
     }
 
     /// Makes the eventfd readable. Cannot meaningfully fail (EAGAIN = already signalled).
@@ -131,7 +133,7 @@ pub(crate) fn memlock_limit_bytes() -> io::Result<Option<u64>> {
     if lim.rlim_cur == libc::RLIM_INFINITY {
         Ok(None)
     } else {
-        Ok(Some(lim.rlim_cur as u64))
+        Ok(Some(lim.rlim_cur))
     }
 }
 
@@ -182,13 +184,7 @@ pub(crate) fn set_int_option(
 /// never sticks to a real one.
 pub(crate) fn probe_gso() -> bool {
     // SAFETY: plain syscall without pointers.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return false;
     }
@@ -213,7 +209,10 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
 }
 
 /// Writes `addr` into `storage`, returning the length to pass as `msg_namelen`.
-pub(crate) fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
+pub(crate) fn write_sockaddr(
+    addr: &SocketAddr,
+    storage: &mut libc::sockaddr_storage,
+) -> libc::socklen_t {
     match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -246,7 +245,10 @@ pub(crate) fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_sto
 }
 
 /// Reads an address the kernel wrote; `None` for families other than IPv4/IPv6 or short lengths.
-pub(crate) fn read_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+pub(crate) fn read_sockaddr(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
     let len = len as usize;
     match storage.ss_family as libc::c_int {
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
@@ -254,7 +256,10 @@ pub(crate) fn read_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen
             let sin: libc::sockaddr_in =
                 unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: the family says the storage holds a sockaddr_in6, and it is long enough.

@@ -30,7 +30,10 @@ pub const MAX_GSO_BYTES: usize = 65_000;
 /// SO_RCVBUF / SO_SNDBUF requested for each socket (the kernel clamps to rmem_max / wmem_max).
 pub const SOCKET_BUFFER_BYTES: i32 = 4 << 20;
 
-const _: () = assert!(MAX_SOCKETS_PER_SHARD <= 1 << 16, "SocketId keeps the index in 16 bits");
+const _: () = assert!(
+    MAX_SOCKETS_PER_SHARD <= 1 << 16,
+    "SocketId keeps the index in 16 bits"
+);
 const _: () = assert!(MAX_HEAD_BYTES <= TX_ARENA_BYTES);
 
 /// Identifies a UDP socket owned by one shard: the low 16 bits index that shard's socket table,
@@ -131,9 +134,9 @@ pub(crate) struct Udp {
 
 impl Udp {
     pub(crate) fn new(epoll: Epoll, gso: bool) -> Udp {
-        // SAFETY (for the zeroed values below): mmsghdr, iovec and sockaddr_storage are plain C
-        // structs for which all-zero bytes (null pointers, zero lengths) are valid.
+        // SAFETY: mmsghdr is a plain C struct; all-zero (null pointers, zero lengths) is valid.
         let zero_hdr: libc::mmsghdr = unsafe { mem::zeroed() };
+        // SAFETY: sockaddr_storage is plain data; all-zero is valid.
         let zero_name: libc::sockaddr_storage = unsafe { mem::zeroed() };
         let zero_iov = libc::iovec {
             iov_base: ptr::null_mut(),
@@ -184,7 +187,9 @@ impl Udp {
     }
 
     pub(crate) fn raw_fd(&self, id: SocketId) -> Option<RawFd> {
-        self.slot(id).and_then(|s| s.socket.as_ref()).map(|s| s.as_raw_fd())
+        self.slot(id)
+            .and_then(|s| s.socket.as_ref())
+            .map(|s| s.as_raw_fd())
     }
 
     pub(crate) fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
@@ -348,9 +353,7 @@ impl TxQueue {
                 }
                 if e.head_len > 0 {
                     self.iovecs[iov] = libc::iovec {
-                        // SAFETY (pointer arithmetic): head_offset + head_len <= arena length.
-                        iov_base: unsafe { self.arena.as_mut_ptr().add(e.head_offset as usize) }
-                            .cast(),
+                        iov_base: self.arena[e.head_offset as usize..].as_mut_ptr().cast(),
                         iov_len: e.head_len as usize,
                     };
                     iov += 1;
@@ -382,7 +385,8 @@ impl TxQueue {
                 let buf = &mut self.cmsgs[k];
                 m.msg_control = buf.0.as_mut_ptr().cast();
                 // SAFETY: CMSG_SPACE is a pure size computation.
-                m.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
+                m.msg_controllen =
+                    unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
                 debug_assert!(m.msg_controllen <= mem::size_of::<CmsgBuf>());
                 // SAFETY: msg_control points to an aligned buffer of at least msg_controllen
                 // bytes, so CMSG_FIRSTHDR returns a valid, writable cmsghdr with room for a u16.
@@ -413,9 +417,8 @@ impl TxQueue {
             // SAFETY: hdrs[sent..n] were built by `build` and point into the arena, the iovec,
             // name and cmsg arrays (all alive and unmoved) and to bodies the caller keeps valid
             // until this flush completes.
-            let ret = unsafe {
-                libc::sendmmsg(fd, self.hdrs[sent..].as_mut_ptr(), (n - sent) as u32, 0)
-            };
+            let ret =
+                unsafe { libc::sendmmsg(fd, self.hdrs[sent..].as_mut_ptr(), (n - sent) as u32, 0) };
             if ret > 0 {
                 for meta in &self.meta[sent..sent + ret as usize] {
                     counters.tx_packets += meta.segments as u64;

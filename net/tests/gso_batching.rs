@@ -56,7 +56,10 @@ fn thirty_two_equal(fallback: bool) {
         assert!(!gso_on);
         assert_eq!(gso_messages, 0);
     } else if gso_on {
-        assert_eq!(gso_messages, 1, "32 equal datagrams should be one GSO message");
+        assert_eq!(
+            gso_messages, 1,
+            "32 equal datagrams should be one GSO message"
+        );
     } else {
         eprintln!("kernel refused GSO; the fallback delivered instead");
     }
@@ -98,7 +101,12 @@ fn mixed(fallback: bool) {
     call(&h, move |_, io| {
         for (i, (to_b, short)) in sent.into_iter().enumerate() {
             let body: &'static [u8] = if short { &BODY[..10] } else { &BODY[..] };
-            io.send(sock, if to_b { db } else { da }, &(i as u32).to_be_bytes(), body);
+            io.send(
+                sock,
+                if to_b { db } else { da },
+                &(i as u32).to_be_bytes(),
+                body,
+            );
         }
     });
     let pick = |want_b: bool| -> Vec<Vec<u8>> {

@@ -21,6 +21,8 @@ fn two_shards_start_and_stop_calling_on_stop() {
             echo_prefix: None,
             on_stop: None,
             received: 0,
+            timer: None,
+            timer_fired: None,
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));
@@ -53,7 +55,10 @@ fn two_shards_start_and_stop_calling_on_stop() {
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"bye");
     }
-    assert!(matches!(handle.submit(job(|_, _| {})), Err(SubmitError::Stopped(_))));
+    assert!(matches!(
+        handle.submit(job(|_, _| {})),
+        Err(SubmitError::Stopped(_))
+    ));
     assert!(handle.load().tx_packets >= 1);
 }
 
@@ -63,5 +68,8 @@ fn drop_stops_the_runtime() {
     let h = rt.handle(1);
     assert_eq!(call(&h, |s, _| s.info.index), 1);
     drop(rt);
-    assert!(matches!(h.submit(job(|_, _| {})), Err(SubmitError::Stopped(_))));
+    assert!(matches!(
+        h.submit(job(|_, _| {})),
+        Err(SubmitError::Stopped(_))
+    ));
 }

@@ -24,6 +24,9 @@ pub struct TestService {
     pub echo_prefix: Option<Vec<u8>>,
     pub on_stop: Option<StopHook>,
     pub received: u64,
+    /// One-shot timer: when due, `on_timeout` sends the time it ran on `timer_fired`.
+    pub timer: Option<Instant>,
+    pub timer_fired: Option<mpsc::Sender<Instant>>,
 }
 
 impl ShardService for TestService {
@@ -48,10 +51,17 @@ impl ShardService for TestService {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.timer
     }
 
-    fn on_timeout(&mut self, _now: Instant, _io: &mut Io<'_, Cmd>) {}
+    fn on_timeout(&mut self, now: Instant, _io: &mut Io<'_, Cmd>) {
+        if self.timer.is_some_and(|t| t <= now) {
+            self.timer = None;
+            if let Some(tx) = &self.timer_fired {
+                let _ = tx.send(now);
+            }
+        }
+    }
 
     fn on_stop(&mut self, _now: Instant, io: &mut Io<'_, Cmd>) {
         if let Some(hook) = self.on_stop.take() {
@@ -75,6 +85,8 @@ pub fn start(config: RuntimeConfig) -> Runtime<Cmd> {
         echo_prefix: None,
         on_stop: None,
         received: 0,
+        timer: None,
+        timer_fired: None,
     })
     .unwrap_or_else(|e| panic!("runtime start: {e}"))
 }
@@ -89,7 +101,8 @@ pub fn call<R: Send + 'static>(
         let _ = tx.send(f(s, io));
     }))
     .unwrap_or_else(|e| panic!("submit: {e}"));
-    rx.recv_timeout(WAIT).expect("shard did not run the command")
+    rx.recv_timeout(WAIT)
+        .expect("shard did not run the command")
 }
 
 /// A plain blocking loopback socket for the test thread, with a large receive buffer (best
@@ -162,7 +175,11 @@ pub fn peer(addr: &str) -> Peer {
 pub fn wait_load(h: &ShardHandle<Cmd>, cond: impl Fn(&shardsfu_net::ShardLoad) -> bool) {
     let deadline = Instant::now() + WAIT;
     while !cond(&h.load()) {
-        assert!(Instant::now() < deadline, "load never matched: {:?}", h.load());
+        assert!(
+            Instant::now() < deadline,
+            "load never matched: {:?}",
+            h.load()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
