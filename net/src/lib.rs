@@ -1,1 +1,66 @@
 //! shardsfu-net: the only crate that makes syscalls or holds `unsafe`.
+//!
+//! # Model
+//!
+//! One shard per core, mediasoup/seastar style: each shard is a glommio `LocalExecutor` on its own
+//! (optionally pinned) thread, running one task, the *shard loop*, which owns a [`ShardService`]
+//! (the sans-IO SFU logic, built on the shard thread by a factory), its UDP sockets, an epoll set
+//! and a transmit queue. Nothing on the packet path is shared between threads. Shards talk to each
+//! other and to API callers only through bounded SPSC [`ring`]s: one per ordered pair of shards,
+//! plus one inbound API ring per shard (its producer behind a mutex in [`ShardHandle`]).
+//!
+//! # The loop, per turn
+//!
+//! 1. `now = Instant::now()`; drain inbound rings round-robin, at most `MAX_COMMANDS_PER_TURN`
+//!    commands, calling [`ShardService::on_command`].
+//! 2. `epoll_wait(timeout 0)` on the shard's level-triggered epoll fd; for each ready socket,
+//!    `recvmmsg` a batch of up to `MAX_RX_BATCH` datagrams into preallocated 2048-byte buffers
+//!    (`MSG_TRUNC` = counted and skipped), call [`ShardService::on_datagram`] on each, then flush
+//!    the transmit queue *before* the next `recvmmsg` reuses the buffers (bodies may borrow them).
+//!    At most `MAX_RX_PER_TURN` datagrams per turn, so one socket cannot starve the others.
+//! 3. If `poll_timeout() <= now`, call [`ShardService::on_timeout`]; flush.
+//! 4. If the turn did work, `yield_if_needed` and go again. Otherwise spin (steps 1-3 again) for
+//!    `spin_before_park`, then park.
+//!
+//! # Park / wake protocol (no lost wake-ups)
+//!
+//! Waking an idle core costs ~100 µs, hence the spin first. To park, the shard stores
+//! `parked = true` (SeqCst), issues a SeqCst fence, re-checks its inbound rings and only then
+//! blocks in `epoll_wait` (timeout = next timer, capped at `MAX_PARK`) on its epoll fd, which
+//! also holds an eventfd. A producer (`ShardHandle::submit`, `Io::send_to_shard`) pushes, fences
+//! (SeqCst), then loads `parked` and writes the eventfd if set. This is Dekker's pattern: either
+//! the shard's re-check sees the pushed item, or the producer sees `parked` and wakes it. Socket
+//! readiness wakes the same epoll. The blocking `epoll_wait` runs via glommio's `spawn_blocking`
+//! because glommio 0.9 offers no public way to await a foreign fd, and blocking the executor
+//! thread directly would stall its reactor.
+//!
+//! # Why not glommio's `UdpSocket`
+//!
+//! glommio's UDP socket moves one datagram per operation. An SFU forwards each packet to many
+//! receivers, so the shard batches instead: `recvmmsg` for receive, and for transmit one
+//! `sendmmsg` per socket per flush, where consecutive datagrams to the same destination and of
+//! the same size are merged into UDP GSO messages (`UDP_SEGMENT`), their payloads given as an
+//! iovec list alternating the copied head (e.g. rewritten RTP header) and the borrowed body, so
+//! bodies are never copied in user space. If the kernel refuses GSO, the shard falls back for
+//! good to plain `sendmmsg` of single datagrams (logged once).
+//!
+//! Everything is bounded (`MAX_*` constants) and preallocated per shard: no allocation per packet.
+
+pub mod ring;
+mod runtime;
+mod shard;
+mod sys;
+mod udp;
+
+pub use runtime::{
+    Runtime, RuntimeConfig, ShardHandle, ShardInfo, ShardLoad, StartError, SubmitError, MAX_SHARDS,
+    MEMLOCK_NEED_KIB,
+};
+pub use shard::{
+    Io, ShardService, LOAD_WINDOW, MAX_COMMANDS_PER_TURN, MAX_EPOLL_EVENTS, MAX_PARK,
+    MAX_RX_BATCHES_PER_SOCKET, MAX_RX_PER_TURN,
+};
+pub use udp::{
+    SocketId, MAX_GSO_BYTES, MAX_GSO_SEGMENTS, MAX_HEAD_BYTES, MAX_RX_BATCH, MAX_SOCKETS_PER_SHARD,
+    MAX_TX_ENTRIES, MAX_TX_MESSAGES, RX_BUFFER_BYTES, SOCKET_BUFFER_BYTES, TX_ARENA_BYTES,
+};

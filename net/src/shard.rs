@@ -1,0 +1,384 @@
+//! The shard loop and the `Io` handle a [`ShardService`] drives it with.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::ring::{Consumer, Producer};
+use crate::runtime::ShardLoad;
+use crate::sys::{self, EventFd};
+use crate::udp::{RxBatch, RxSkip, SocketId, Udp, MAX_RX_BATCH};
+
+/// Commands handed to the service per loop turn, over all inbound rings.
+pub const MAX_COMMANDS_PER_TURN: usize = 256;
+/// Datagrams received per loop turn, over all sockets.
+pub const MAX_RX_PER_TURN: usize = 256;
+/// `recvmmsg` batches taken from one ready socket per turn.
+pub const MAX_RX_BATCHES_PER_SOCKET: usize = 2;
+/// Readiness events fetched by one `epoll_wait`.
+pub const MAX_EPOLL_EVENTS: usize = 64;
+/// Longest a parked shard sleeps without a timer (it then re-publishes its load and re-parks).
+pub const MAX_PARK: Duration = Duration::from_millis(100);
+/// Window over which load is measured and published.
+pub const LOAD_WINDOW: Duration = Duration::from_millis(100);
+
+/// epoll token of the wake-up eventfd (socket tokens are `SocketId`s, at most `u32::MAX`).
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+
+/// The SFU logic a shard runs. Constructed on the shard thread, so it need not be `Send`.
+pub trait ShardService: 'static {
+    type Command: Send + 'static;
+    /// A control command drained from the rings (API ring or a peer shard's ring).
+    fn on_command(&mut self, now: Instant, cmd: Self::Command, io: &mut Io<'_, Self::Command>);
+    /// One received datagram, in the shard's receive buffer (mutable: SRTP decrypts in place).
+    /// Bodies given to `io.send` may borrow from `data`: the loop flushes the transmit queue after
+    /// the whole receive batch and before the buffers are reused.
+    fn on_datagram<'a>(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        src: SocketAddr,
+        data: &'a mut [u8],
+        io: &mut Io<'a, Self::Command>,
+    );
+    /// Next time the service wants `on_timeout` (`None` = no timer).
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn on_timeout(&mut self, now: Instant, io: &mut Io<'_, Self::Command>);
+    /// Called once when the runtime stops, before sockets are closed.
+    fn on_stop(&mut self, _now: Instant, _io: &mut Io<'_, Self::Command>) {}
+}
+
+/// Load figures a shard publishes once per `LOAD_WINDOW` (never per packet).
+#[derive(Default)]
+pub(crate) struct LoadCells {
+    busy_fraction_bits: AtomicU32,
+    rx_pps: AtomicU64,
+    tx_pps: AtomicU64,
+    rx_packets: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_dropped: AtomicU64,
+    rx_truncated: AtomicU64,
+}
+
+impl LoadCells {
+    pub(crate) fn read(&self) -> ShardLoad {
+        ShardLoad {
+            busy_fraction: f32::from_bits(self.busy_fraction_bits.load(Ordering::Relaxed)),
+            rx_pps: self.rx_pps.load(Ordering::Relaxed),
+            tx_pps: self.tx_pps.load(Ordering::Relaxed),
+            rx_packets: self.rx_packets.load(Ordering::Relaxed),
+            tx_packets: self.tx_packets.load(Ordering::Relaxed),
+            tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
+            rx_truncated: self.rx_truncated.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a shard shares with other threads: its wake-up protocol, stop flag and load.
+pub(crate) struct ShardShared {
+    /// Set (SeqCst) by the shard just before it blocks; producers check it after pushing.
+    pub parked: AtomicBool,
+    pub stop: AtomicBool,
+    /// Set by the shard when its loop has ended (normally or by panic).
+    pub exited: AtomicBool,
+    pub wake: EventFd,
+    pub load: LoadCells,
+}
+
+impl ShardShared {
+    pub(crate) fn new(wake: EventFd) -> ShardShared {
+        ShardShared {
+            parked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            exited: AtomicBool::new(false),
+            wake,
+            load: LoadCells::default(),
+        }
+    }
+
+    /// Producer side of the park protocol; call after pushing into one of this shard's rings.
+    /// The fence orders the push before the `parked` load (Dekker: the shard stores `parked`,
+    /// fences, then re-checks the rings), so either the shard sees the item or we see `parked`.
+    pub(crate) fn wake_if_parked(&self) {
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
+            self.wake.notify();
+        }
+    }
+}
+
+/// Shard state the service reaches through `Io`.
+pub(crate) struct Core<C> {
+    pub index: usize,
+    pub udp: Udp,
+    /// Outbound ring to each peer shard (`None` at our own index).
+    pub peers: Vec<Option<Producer<C>>>,
+    pub shared: Arc<[Arc<ShardShared>]>,
+}
+
+/// The service's handle on its shard: sockets, transmit queue, peer shards.
+/// `'a` is how long bodies passed to [`Io::send`] must stay valid (until the next flush).
+pub struct Io<'a, C> {
+    core: &'a mut Core<C>,
+    _body: PhantomData<&'a [u8]>,
+}
+
+impl<'a, C: Send + 'static> Io<'a, C> {
+    fn new(core: &'a mut Core<C>) -> Io<'a, C> {
+        Io {
+            core,
+            _body: PhantomData,
+        }
+    }
+
+    /// This shard's index.
+    pub fn shard(&self) -> usize {
+        self.core.index
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.core.shared.len()
+    }
+
+    /// Binds a non-blocking UDP socket on this shard (buffers raised, IPv4 or IPv6 per `addr`,
+    /// port 0 = ephemeral), registered for receive immediately.
+    pub fn bind_udp(&mut self, addr: SocketAddr) -> std::io::Result<SocketId> {
+        self.core.udp.bind(addr)
+    }
+
+    pub fn local_addr(&self, socket: SocketId) -> Option<SocketAddr> {
+        self.core.udp.local_addr(socket)
+    }
+
+    /// Closes a socket; its queued, unflushed datagrams are discarded (counted as `tx_dropped`).
+    /// An unknown id is a no-op.
+    pub fn close_udp(&mut self, socket: SocketId) {
+        self.core.udp.close(socket)
+    }
+
+    /// Queues one datagram: `head` (copied now, at most `MAX_HEAD_BYTES`) then `body` (borrowed
+    /// until the flush). Never allocates; flushes first when the preallocated queue is full.
+    /// Unknown/closed socket or oversized head = counted drop.
+    pub fn send(&mut self, socket: SocketId, dest: SocketAddr, head: &[u8], body: &'a [u8]) {
+        self.core.udp.queue(socket, dest, head, body)
+    }
+
+    /// Pushes a command into shard `shard`'s inbound ring from this shard, waking it if parked.
+    /// `Err(cmd)` if that ring is full, `shard` is this shard, or out of range.
+    pub fn send_to_shard(&mut self, shard: usize, cmd: C) -> Result<(), C> {
+        let Some(Some(ring)) = self.core.peers.get_mut(shard) else {
+            return Err(cmd);
+        };
+        ring.push(cmd)?;
+        self.core.shared[shard].wake_if_parked();
+        Ok(())
+    }
+
+    /// Whether this shard still sends with UDP GSO (false after the kernel refused it).
+    pub fn gso_enabled(&self) -> bool {
+        self.core.udp.gso_enabled()
+    }
+
+    /// Test hook: switch this shard to the plain `sendmmsg` fallback, as if GSO were refused.
+    #[doc(hidden)]
+    pub fn force_gso_fallback(&mut self) {
+        self.core.udp.disable_gso()
+    }
+
+    /// Test hook: GSO messages (of more than one segment) the kernel accepted on this shard.
+    #[doc(hidden)]
+    pub fn gso_messages_sent(&self) -> u64 {
+        self.core.udp.gso_messages()
+    }
+}
+
+/// Measures busy time and packet rates; publishes once per window.
+struct LoadMeter {
+    window_start: Instant,
+    busy: Duration,
+    rx_at_start: u64,
+    tx_at_start: u64,
+}
+
+impl LoadMeter {
+    fn publish(&mut self, now: Instant, cells: &LoadCells, c: &crate::udp::Counters) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let busy = (self.busy.as_secs_f64() / secs).clamp(0.0, 1.0) as f32;
+        let rx_pps = ((c.rx_packets - self.rx_at_start) as f64 / secs) as u64;
+        let tx_pps = ((c.tx_packets - self.tx_at_start) as f64 / secs) as u64;
+        cells
+            .busy_fraction_bits
+            .store(busy.to_bits(), Ordering::Relaxed);
+        cells.rx_pps.store(rx_pps, Ordering::Relaxed);
+        cells.tx_pps.store(tx_pps, Ordering::Relaxed);
+        cells.rx_packets.store(c.rx_packets, Ordering::Relaxed);
+        cells.tx_packets.store(c.tx_packets, Ordering::Relaxed);
+        cells.tx_dropped.store(c.tx_dropped, Ordering::Relaxed);
+        cells.rx_truncated.store(c.rx_truncated, Ordering::Relaxed);
+        *self = LoadMeter {
+            window_start: now,
+            busy: Duration::ZERO,
+            rx_at_start: c.rx_packets,
+            tx_at_start: c.tx_packets,
+        };
+    }
+}
+
+/// Everything one shard's loop owns.
+pub(crate) struct Shard<S: ShardService> {
+    pub core: Core<S::Command>,
+    /// Inbound rings: the API ring first, then one per peer shard.
+    pub inbound: Vec<Consumer<S::Command>>,
+    pub spin_before_park: Duration,
+}
+
+impl<S: ShardService> Shard<S> {
+    /// Runs until the runtime's stop flag is set, then calls `on_stop` and flushes.
+    pub(crate) async fn run(mut self, mut service: S) {
+        let me = self.core.shared[self.core.index].clone();
+        let mut rx = RxBatch::new();
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EPOLL_EVENTS];
+        let start = Instant::now();
+        let mut meter = LoadMeter {
+            window_start: start,
+            busy: Duration::ZERO,
+            rx_at_start: 0,
+            tx_at_start: 0,
+        };
+        let mut idle_since: Option<Instant> = None;
+        let mut first_ring = 0;
+        while !me.stop.load(Ordering::Acquire) {
+            let now = Instant::now();
+            let mut work = self.drain_commands(now, &mut service, first_ring);
+            first_ring = (first_ring + 1) % self.inbound.len();
+            work += self.receive(now, &mut service, &mut rx, &mut events, &me);
+            if service.poll_timeout().is_some_and(|t| t <= now) {
+                service.on_timeout(now, &mut Io::new(&mut self.core));
+                work += 1;
+            }
+            self.core.udp.flush();
+
+            if work > 0 {
+                meter.busy += now.elapsed();
+                idle_since = None;
+            } else {
+                let idle = *idle_since.get_or_insert(now);
+                if now.duration_since(idle) >= self.spin_before_park {
+                    meter.publish(now, &me.load, &self.core.udp.counters);
+                    self.park(&me, service.poll_timeout(), now).await;
+                    idle_since = None;
+                }
+            }
+            if now.duration_since(meter.window_start) >= LOAD_WINDOW {
+                meter.publish(now, &me.load, &self.core.udp.counters);
+            }
+            glommio::yield_if_needed().await;
+        }
+        let now = Instant::now();
+        service.on_stop(now, &mut Io::new(&mut self.core));
+        self.core.udp.flush();
+        meter.publish(now, &me.load, &self.core.udp.counters);
+    }
+
+    /// Hands up to `MAX_COMMANDS_PER_TURN` commands to the service, round-robin over rings.
+    fn drain_commands(&mut self, now: Instant, service: &mut S, first_ring: usize) -> usize {
+        let mut budget = MAX_COMMANDS_PER_TURN;
+        let n = self.inbound.len();
+        for k in 0..n {
+            if budget == 0 {
+                break;
+            }
+            let ring = &mut self.inbound[(first_ring + k) % n];
+            let core = &mut self.core;
+            budget -= ring.drain(budget, |cmd| {
+                service.on_command(now, cmd, &mut Io::new(core))
+            });
+        }
+        MAX_COMMANDS_PER_TURN - budget
+    }
+
+    /// One `epoll_wait(0)`, then up to `MAX_RX_PER_TURN` datagrams from the ready sockets.
+    fn receive(
+        &mut self,
+        now: Instant,
+        service: &mut S,
+        rx: &mut RxBatch,
+        events: &mut [libc::epoll_event],
+        me: &ShardShared,
+    ) -> usize {
+        let ready = self.core.udp.epoll().wait(events, 0);
+        let mut received = 0;
+        for ev in &events[..ready] {
+            let token = ev.u64;
+            if token == WAKE_TOKEN {
+                me.wake.drain();
+                continue;
+            }
+            let socket = SocketId(token as u32);
+            for _ in 0..MAX_RX_BATCHES_PER_SOCKET {
+                if received >= MAX_RX_PER_TURN {
+                    break;
+                }
+                // Looked up each batch: the service may have closed the socket meanwhile.
+                let Some(fd) = self.core.udp.raw_fd(socket) else {
+                    break;
+                };
+                let n = match rx.recv(fd) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if e.kind() != std::io::ErrorKind::WouldBlock {
+                            tracing::debug!(?socket, error = %e, "recvmmsg failed");
+                        }
+                        break;
+                    }
+                };
+                for i in 0..n {
+                    match rx.datagram(i) {
+                        Ok((src, data)) => {
+                            self.core.udp.counters.rx_packets += 1;
+                            let mut io = Io::new(&mut self.core);
+                            service.on_datagram(now, socket, src, data, &mut io);
+                        }
+                        Err(RxSkip::Truncated) => self.core.udp.counters.rx_truncated += 1,
+                        Err(RxSkip::BadAddress) => {}
+                    }
+                }
+                // Bodies may point into `rx`: send them before the next recvmmsg reuses it.
+                self.core.udp.flush();
+                received += n;
+                if n < MAX_RX_BATCH {
+                    break;
+                }
+            }
+        }
+        received
+    }
+
+    /// Blocks until a ring push, a readable socket, the next timer, or `MAX_PARK`.
+    ///
+    /// The blocking `epoll_wait` runs on glommio's blocking-thread pool (`spawn_blocking`):
+    /// glommio 0.9 has no public API to await readiness of a foreign fd, and blocking the
+    /// executor thread itself would stall glommio's own reactor.
+    async fn park(&mut self, me: &ShardShared, timer: Option<Instant>, now: Instant) {
+        me.parked.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.inbound.iter().any(|r| !r.is_empty()) || me.stop.load(Ordering::SeqCst) {
+            me.parked.store(false, Ordering::SeqCst);
+            return;
+        }
+        let wait = timer.map_or(MAX_PARK, |t| t.saturating_duration_since(now).min(MAX_PARK));
+        let timeout_ms = sys::timeout_ms(wait);
+        let epfd = self.core.udp.epoll().raw_fd();
+        glommio::executor()
+            .spawn_blocking(move || {
+                let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
+                // The epoll fd outlives this call: the shard awaits it before touching `core`.
+                sys::epoll_wait_raw(epfd, &mut ev, timeout_ms);
+            })
+            .await;
+        me.parked.store(false, Ordering::SeqCst);
+    }
+}

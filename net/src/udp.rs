@@ -1,0 +1,553 @@
+//! The per-shard UDP layer: socket table, batched receive (`recvmmsg`) and batched, zero-copy
+//! transmit (`sendmmsg` + UDP GSO, with a permanent per-shard fallback to plain `sendmmsg`).
+
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::ptr;
+
+use crate::sys::{self, Epoll};
+
+/// Most UDP sockets one shard may own.
+pub const MAX_SOCKETS_PER_SHARD: usize = 4096;
+/// Datagrams fetched by one `recvmmsg` call.
+pub const MAX_RX_BATCH: usize = 64;
+/// Size of each receive buffer; larger datagrams are dropped and counted as truncated.
+pub const RX_BUFFER_BYTES: usize = 2048;
+/// Longest `head` accepted by `Io::send` (it is copied into the arena).
+pub const MAX_HEAD_BYTES: usize = 2048;
+/// Datagrams queued per shard between flushes.
+pub const MAX_TX_ENTRIES: usize = 1024;
+/// Bytes of copied heads queued per shard between flushes.
+pub const TX_ARENA_BYTES: usize = 256 * 1024;
+/// Most messages passed to one `sendmmsg` call (also the kernel's UIO_MAXIOV cap on vlen).
+pub const MAX_TX_MESSAGES: usize = MAX_TX_ENTRIES;
+/// Most segments in one GSO message.
+pub const MAX_GSO_SEGMENTS: usize = 64;
+/// Most payload bytes in one GSO message (below the 64 KiB IP datagram limit).
+pub const MAX_GSO_BYTES: usize = 65_000;
+/// SO_RCVBUF / SO_SNDBUF requested for each socket (the kernel clamps to rmem_max / wmem_max).
+pub const SOCKET_BUFFER_BYTES: i32 = 4 << 20;
+
+const _: () = assert!(
+    MAX_SOCKETS_PER_SHARD <= 1 << 16,
+    "SocketId keeps the index in 16 bits"
+);
+const _: () = assert!(MAX_HEAD_BYTES <= TX_ARENA_BYTES);
+
+/// Identifies a UDP socket owned by one shard: the low 16 bits index that shard's socket table,
+/// the high 16 bits are a generation, so a stale id never reaches a socket reusing the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub u32);
+
+impl SocketId {
+    fn new(index: usize, generation: u16) -> SocketId {
+        SocketId(index as u32 | (generation as u32) << 16)
+    }
+    fn index(self) -> usize {
+        (self.0 & 0xffff) as usize
+    }
+    fn generation(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
+}
+
+/// End of a pending-datagram list.
+const NO_ENTRY: u32 = u32::MAX;
+
+/// Per-shard datagram counters (plain integers: only the shard touches them).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+    pub rx_truncated: u64,
+}
+
+struct Slot {
+    socket: Option<UdpSocket>,
+    generation: u16,
+    /// First and last queued datagram (indices into `TxQueue::entries`).
+    first: u32,
+    last: u32,
+}
+
+/// One queued datagram: `head` lives in the arena, `body` is borrowed until the next flush.
+struct TxEntry {
+    dest: SocketAddr,
+    head_offset: u32,
+    head_len: u32,
+    body_ptr: *const u8,
+    body_len: usize,
+    next: u32,
+}
+
+impl TxEntry {
+    fn len(&self) -> usize {
+        self.head_len as usize + self.body_len
+    }
+}
+
+/// Aligned room for one `UDP_SEGMENT` control message.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 32]);
+
+/// What each built message holds: where its datagrams start in `order`, and how many.
+#[derive(Clone, Copy, Default)]
+struct MsgMeta {
+    start: u32,
+    segments: u32,
+}
+
+/// The kernel refused GSO for the message whose first datagram is `order[pos]`.
+struct GsoRefused {
+    pos: usize,
+}
+
+/// Transmit queue and the preallocated scratch arrays used to flush it.
+struct TxQueue {
+    entries: Vec<TxEntry>,
+    arena: Box<[u8]>,
+    arena_used: usize,
+    /// Socket indices with queued datagrams (may repeat after a close + reuse; bounded by entries).
+    dirty: Vec<u32>,
+    order: Vec<u32>,
+    hdrs: Box<[libc::mmsghdr]>,
+    iovecs: Box<[libc::iovec]>,
+    names: Box<[libc::sockaddr_storage]>,
+    cmsgs: Box<[CmsgBuf]>,
+    meta: Box<[MsgMeta]>,
+    gso: bool,
+    gso_messages: u64,
+}
+
+/// The shard's sockets, its epoll set (shared with the wake-up eventfd) and its transmit queue.
+pub(crate) struct Udp {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    epoll: Epoll,
+    tx: TxQueue,
+    pub counters: Counters,
+}
+
+impl Udp {
+    pub(crate) fn new(epoll: Epoll, gso: bool) -> Udp {
+        // SAFETY: mmsghdr is a plain C struct; all-zero (null pointers, zero lengths) is valid.
+        let zero_hdr: libc::mmsghdr = unsafe { mem::zeroed() };
+        // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+        let zero_name: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        let zero_iov = libc::iovec {
+            iov_base: ptr::null_mut(),
+            iov_len: 0,
+        };
+        Udp {
+            slots: Vec::with_capacity(MAX_SOCKETS_PER_SHARD),
+            free: Vec::with_capacity(MAX_SOCKETS_PER_SHARD),
+            epoll,
+            tx: TxQueue {
+                entries: Vec::with_capacity(MAX_TX_ENTRIES),
+                arena: vec![0u8; TX_ARENA_BYTES].into_boxed_slice(),
+                arena_used: 0,
+                dirty: Vec::with_capacity(MAX_TX_ENTRIES),
+                order: Vec::with_capacity(MAX_TX_ENTRIES),
+                hdrs: vec![zero_hdr; MAX_TX_MESSAGES].into_boxed_slice(),
+                iovecs: vec![zero_iov; 2 * MAX_TX_ENTRIES].into_boxed_slice(),
+                names: vec![zero_name; MAX_TX_MESSAGES].into_boxed_slice(),
+                cmsgs: vec![CmsgBuf([0; 32]); MAX_TX_MESSAGES].into_boxed_slice(),
+                meta: vec![MsgMeta::default(); MAX_TX_MESSAGES].into_boxed_slice(),
+                gso,
+                gso_messages: 0,
+            },
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn epoll(&self) -> &Epoll {
+        &self.epoll
+    }
+
+    pub(crate) fn gso_enabled(&self) -> bool {
+        self.tx.gso
+    }
+
+    pub(crate) fn disable_gso(&mut self) {
+        self.tx.gso = false;
+    }
+
+    pub(crate) fn gso_messages(&self) -> u64 {
+        self.tx.gso_messages
+    }
+
+    fn slot(&self, id: SocketId) -> Option<&Slot> {
+        self.slots
+            .get(id.index())
+            .filter(|s| s.generation == id.generation() && s.socket.is_some())
+    }
+
+    pub(crate) fn raw_fd(&self, id: SocketId) -> Option<RawFd> {
+        self.slot(id)
+            .and_then(|s| s.socket.as_ref())
+            .map(|s| s.as_raw_fd())
+    }
+
+    pub(crate) fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
+        self.slot(id)
+            .and_then(|s| s.socket.as_ref())
+            .and_then(|s| s.local_addr().ok())
+    }
+
+    pub(crate) fn bind(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
+        let index = match self.free.last() {
+            Some(&i) => i as usize,
+            None if self.slots.len() < MAX_SOCKETS_PER_SHARD => self.slots.len(),
+            None => {
+                return Err(io::Error::other(format!(
+                    "shard socket table full (MAX_SOCKETS_PER_SHARD = {MAX_SOCKETS_PER_SHARD})"
+                )))
+            }
+        };
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        let fd = socket.as_raw_fd();
+        // Best effort: the kernel clamps to net.core.{r,w}mem_max; a smaller buffer still works.
+        let _ = sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, SOCKET_BUFFER_BYTES);
+        let _ = sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SOCKET_BUFFER_BYTES);
+        let generation = self.slots.get(index).map_or(0, |s| s.generation);
+        let id = SocketId::new(index, generation);
+        self.epoll.add(fd, id.0 as u64)?;
+        let slot = Slot {
+            socket: Some(socket),
+            generation,
+            first: NO_ENTRY,
+            last: NO_ENTRY,
+        };
+        if index == self.slots.len() {
+            self.slots.push(slot);
+        } else {
+            self.free.pop();
+            self.slots[index] = slot;
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn close(&mut self, id: SocketId) {
+        if self.slot(id).is_none() {
+            return;
+        }
+        let slot = &mut self.slots[id.index()];
+        let mut e = slot.first;
+        while e != NO_ENTRY {
+            self.counters.tx_dropped += 1;
+            e = self.tx.entries[e as usize].next;
+        }
+        slot.first = NO_ENTRY;
+        slot.last = NO_ENTRY;
+        slot.generation = slot.generation.wrapping_add(1);
+        if let Some(socket) = slot.socket.take() {
+            let _ = self.epoll.delete(socket.as_raw_fd());
+        }
+        self.free.push(id.index() as u32);
+    }
+
+    /// Queues one datagram (`head` copied, `body` borrowed). The caller guarantees `body` stays
+    /// valid until the next `flush` (see `Io::send`).
+    pub(crate) fn queue(&mut self, id: SocketId, dest: SocketAddr, head: &[u8], body: &[u8]) {
+        if self.slot(id).is_none() || head.len() > MAX_HEAD_BYTES {
+            self.counters.tx_dropped += 1;
+            return;
+        }
+        if self.tx.entries.len() == MAX_TX_ENTRIES
+            || self.tx.arena_used + head.len() > TX_ARENA_BYTES
+        {
+            self.flush();
+        }
+        let offset = self.tx.arena_used;
+        self.tx.arena[offset..offset + head.len()].copy_from_slice(head);
+        self.tx.arena_used += head.len();
+        let entry_index = self.tx.entries.len() as u32;
+        self.tx.entries.push(TxEntry {
+            dest,
+            head_offset: offset as u32,
+            head_len: head.len() as u32,
+            body_ptr: body.as_ptr(),
+            body_len: body.len(),
+            next: NO_ENTRY,
+        });
+        let slot = &mut self.slots[id.index()];
+        if slot.first == NO_ENTRY {
+            slot.first = entry_index;
+            self.tx.dirty.push(id.index() as u32);
+        } else {
+            self.tx.entries[slot.last as usize].next = entry_index;
+        }
+        slot.last = entry_index;
+    }
+
+    /// Sends everything queued, one `sendmmsg` series per socket, and empties the queue.
+    pub(crate) fn flush(&mut self) {
+        for d in 0..self.tx.dirty.len() {
+            let slot = &mut self.slots[self.tx.dirty[d] as usize];
+            if slot.first == NO_ENTRY {
+                continue;
+            }
+            self.tx.order.clear();
+            let mut e = slot.first;
+            while e != NO_ENTRY {
+                self.tx.order.push(e);
+                e = self.tx.entries[e as usize].next;
+            }
+            slot.first = NO_ENTRY;
+            slot.last = NO_ENTRY;
+            match slot.socket.as_ref() {
+                Some(socket) => self.tx.send_socket(socket.as_raw_fd(), &mut self.counters),
+                None => self.counters.tx_dropped += self.tx.order.len() as u64,
+            }
+        }
+        self.tx.entries.clear();
+        self.tx.dirty.clear();
+        self.tx.arena_used = 0;
+    }
+}
+
+impl TxQueue {
+    fn send_socket(&mut self, fd: RawFd, counters: &mut Counters) {
+        let mut from = 0;
+        while from < self.order.len() {
+            let (messages, next) = self.build(from);
+            match self.transmit(fd, messages, counters) {
+                Ok(()) => from = next,
+                Err(GsoRefused { pos }) => {
+                    tracing::warn!(
+                        "kernel refused UDP GSO (UDP_SEGMENT); falling back to plain sendmmsg on this shard"
+                    );
+                    self.gso = false;
+                    from = pos;
+                }
+            }
+        }
+    }
+
+    /// Builds `mmsghdr`s for `order[from..]`; returns (messages built, first position not built).
+    fn build(&mut self, from: usize) -> (usize, usize) {
+        let mut pos = from;
+        let mut k = 0;
+        let mut iov = 0;
+        while pos < self.order.len() && k < MAX_TX_MESSAGES {
+            let first = &self.entries[self.order[pos] as usize];
+            let (dest, seg_size) = (first.dest, first.len());
+            let start_pos = pos;
+            let start_iov = iov;
+            let mut segments = 0;
+            let max_segments = if self.gso && seg_size > 0 {
+                MAX_GSO_SEGMENTS.min(MAX_GSO_BYTES / seg_size).max(1)
+            } else {
+                1
+            };
+            while pos < self.order.len() && segments < max_segments {
+                let e = &self.entries[self.order[pos] as usize];
+                let len = e.len();
+                if segments > 0 && (e.dest != dest || len > seg_size || len == 0) {
+                    break;
+                }
+                if e.head_len > 0 {
+                    self.iovecs[iov] = libc::iovec {
+                        iov_base: self.arena[e.head_offset as usize..].as_mut_ptr().cast(),
+                        iov_len: e.head_len as usize,
+                    };
+                    iov += 1;
+                }
+                if e.body_len > 0 {
+                    // The kernel only reads through this pointer (sendmmsg).
+                    self.iovecs[iov] = libc::iovec {
+                        iov_base: e.body_ptr as *mut libc::c_void,
+                        iov_len: e.body_len,
+                    };
+                    iov += 1;
+                }
+                segments += 1;
+                pos += 1;
+                if len < seg_size {
+                    break; // a shorter datagram can only end a GSO message
+                }
+            }
+            let namelen = sys::write_sockaddr(&dest, &mut self.names[k]);
+            let hdr = &mut self.hdrs[k];
+            hdr.msg_len = 0;
+            let m = &mut hdr.msg_hdr;
+            m.msg_name = (&mut self.names[k] as *mut libc::sockaddr_storage).cast();
+            m.msg_namelen = namelen;
+            m.msg_iov = self.iovecs[start_iov..].as_mut_ptr();
+            m.msg_iovlen = iov - start_iov;
+            m.msg_flags = 0;
+            if segments > 1 {
+                let buf = &mut self.cmsgs[k];
+                m.msg_control = buf.0.as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE is a pure size computation.
+                m.msg_controllen =
+                    unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
+                debug_assert!(m.msg_controllen <= mem::size_of::<CmsgBuf>());
+                // SAFETY: msg_control points to an aligned buffer of at least msg_controllen
+                // bytes, so CMSG_FIRSTHDR returns a valid, writable cmsghdr with room for a u16.
+                unsafe {
+                    let c = libc::CMSG_FIRSTHDR(m);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = libc::UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as usize;
+                    ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg_size as u16);
+                }
+            } else {
+                m.msg_control = ptr::null_mut();
+                m.msg_controllen = 0;
+            }
+            self.meta[k] = MsgMeta {
+                start: start_pos as u32,
+                segments: segments as u32,
+            };
+            k += 1;
+        }
+        (k, pos)
+    }
+
+    /// Sends `hdrs[..n]` with as few `sendmmsg` calls as the kernel allows.
+    fn transmit(&mut self, fd: RawFd, n: usize, counters: &mut Counters) -> Result<(), GsoRefused> {
+        let mut sent = 0;
+        while sent < n {
+            // SAFETY: hdrs[sent..n] were built by `build` and point into the arena, the iovec,
+            // name and cmsg arrays (all alive and unmoved) and to bodies the caller keeps valid
+            // until this flush completes.
+            let ret =
+                unsafe { libc::sendmmsg(fd, self.hdrs[sent..].as_mut_ptr(), (n - sent) as u32, 0) };
+            if ret > 0 {
+                for meta in &self.meta[sent..sent + ret as usize] {
+                    counters.tx_packets += meta.segments as u64;
+                    if meta.segments > 1 {
+                        self.gso_messages += 1;
+                    }
+                }
+                sent += ret as usize;
+                continue;
+            }
+            let err = if ret == 0 {
+                libc::EAGAIN
+            } else {
+                io::Error::last_os_error().raw_os_error().unwrap_or(0)
+            };
+            let meta = self.meta[sent];
+            match err {
+                libc::EINTR => {}
+                libc::EAGAIN | libc::ENOBUFS => {
+                    // Socket buffer full: drop the rest rather than stall the shard.
+                    counters.tx_dropped += self.meta[sent..n]
+                        .iter()
+                        .map(|m| m.segments as u64)
+                        .sum::<u64>();
+                    return Ok(());
+                }
+                libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP
+                    if meta.segments > 1 =>
+                {
+                    return Err(GsoRefused {
+                        pos: meta.start as usize,
+                    });
+                }
+                _ => {
+                    // This message is bad (too big, unroutable...): drop it, keep the others.
+                    tracing::debug!(errno = err, "sendmmsg dropped a message");
+                    counters.tx_dropped += meta.segments as u64;
+                    sent += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a received datagram is not handed to the service.
+pub(crate) enum RxSkip {
+    Truncated,
+    BadAddress,
+}
+
+/// Preallocated receive buffers and the `recvmmsg` arrays pointing into them.
+pub(crate) struct RxBatch {
+    bufs: Box<[u8]>,
+    iovecs: Box<[libc::iovec]>,
+    names: Box<[libc::sockaddr_storage]>,
+    hdrs: Box<[libc::mmsghdr]>,
+}
+
+impl RxBatch {
+    pub(crate) fn new() -> RxBatch {
+        // SAFETY: all-zero bytes are valid for these plain C structs.
+        let zero_hdr: libc::mmsghdr = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let zero_name: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        RxBatch {
+            bufs: vec![0u8; MAX_RX_BATCH * RX_BUFFER_BYTES].into_boxed_slice(),
+            iovecs: vec![
+                libc::iovec {
+                    iov_base: ptr::null_mut(),
+                    iov_len: 0
+                };
+                MAX_RX_BATCH
+            ]
+            .into_boxed_slice(),
+            names: vec![zero_name; MAX_RX_BATCH].into_boxed_slice(),
+            hdrs: vec![zero_hdr; MAX_RX_BATCH].into_boxed_slice(),
+        }
+    }
+
+    /// Receives up to `MAX_RX_BATCH` datagrams from `fd` without blocking.
+    pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        for i in 0..MAX_RX_BATCH {
+            self.iovecs[i] = libc::iovec {
+                iov_base: self.bufs[i * RX_BUFFER_BYTES..].as_mut_ptr().cast(),
+                iov_len: RX_BUFFER_BYTES,
+            };
+            let m = &mut self.hdrs[i].msg_hdr;
+            m.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+            m.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_iov = &mut self.iovecs[i];
+            m.msg_iovlen = 1;
+            m.msg_control = ptr::null_mut();
+            m.msg_controllen = 0;
+            m.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+        }
+        loop {
+            // SAFETY: every header points to its own name buffer and a single iovec covering a
+            // distinct RX_BUFFER_BYTES slice of `bufs`; all stay alive and unmoved for the call.
+            let ret = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.hdrs.as_mut_ptr(),
+                    MAX_RX_BATCH as u32,
+                    libc::MSG_DONTWAIT,
+                    ptr::null_mut(),
+                )
+            };
+            if ret >= 0 {
+                return Ok(ret as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// The `i`th datagram of the last `recv`: its source and its bytes (mutable, in place).
+    pub(crate) fn datagram(&mut self, i: usize) -> Result<(SocketAddr, &mut [u8]), RxSkip> {
+        let hdr = &self.hdrs[i];
+        if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return Err(RxSkip::Truncated);
+        }
+        let src = sys::read_sockaddr(&self.names[i], hdr.msg_hdr.msg_namelen)
+            .ok_or(RxSkip::BadAddress)?;
+        let len = (hdr.msg_len as usize).min(RX_BUFFER_BYTES);
+        let start = i * RX_BUFFER_BYTES;
+        Ok((src, &mut self.bufs[start..start + len]))
+    }
+}

@@ -1,0 +1,88 @@
+mod common;
+
+use common::*;
+
+fn echo_roundtrip(bind: &str) {
+    let rt = start(config(1));
+    let h = rt.handle(0);
+    let bind_addr = bind.parse().unwrap();
+    let local = call(&h, move |s, io| {
+        s.echo_prefix = Some(b"echo:".to_vec());
+        let sock = io.bind_udp(bind_addr).unwrap();
+        io.local_addr(sock).unwrap()
+    });
+    assert_ne!(local.port(), 0);
+    let client = peer(bind);
+    let mut buf = [0u8; 4096];
+    for i in 0..20u8 {
+        let msg = vec![i; 1 + i as usize * 50];
+        client.send_to(&msg, local).unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(from, local);
+        assert_eq!(&buf[..5], b"echo:");
+        assert_eq!(&buf[5..n], &msg[..]);
+    }
+    wait_load(&h, |l| l.rx_packets == 20 && l.tx_packets == 20);
+    rt.shutdown();
+}
+
+#[test]
+fn echo_over_ipv4_loopback() {
+    echo_roundtrip("127.0.0.1:0");
+}
+
+#[test]
+fn echo_over_ipv6_loopback() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    }
+    echo_roundtrip("[::1]:0");
+}
+
+#[test]
+fn oversized_datagram_is_counted_truncated_and_skipped() {
+    let rt = start(config(1));
+    let h = rt.handle(0);
+    let local = call(&h, |s, io| {
+        s.echo_prefix = Some(Vec::new());
+        let sock = io.bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        io.local_addr(sock).unwrap()
+    });
+    let client = peer("127.0.0.1:0");
+    client.send_to(&[7u8; 3000], local).unwrap();
+    client.send_to(b"small", local).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = client.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"small");
+    wait_load(&h, |l| l.rx_truncated == 1 && l.rx_packets == 1);
+    assert_eq!(call(&h, |s, _| s.received), 1);
+    rt.shutdown();
+}
+
+#[test]
+fn close_discards_queued_datagrams_and_unknown_ids_are_harmless() {
+    let rt = start(config(1));
+    let h = rt.handle(0);
+    let receiver = peer("127.0.0.1:0");
+    let dest = receiver.local_addr().unwrap();
+    call(&h, move |_, io| {
+        let sock = io.bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        for _ in 0..3 {
+            io.send(sock, dest, b"never", b"");
+        }
+        io.close_udp(sock);
+        io.close_udp(sock); // unknown now: no-op
+        io.send(sock, dest, b"stale", b""); // closed: counted drop
+        assert_eq!(io.local_addr(sock), None);
+        // The slot is reused with a new generation; the old id stays dead.
+        let again = io.bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_ne!(again, sock);
+        io.send(again, dest, b"live", b"");
+    });
+    let mut buf = [0u8; 64];
+    let n = receiver.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"live");
+    wait_load(&h, |l| l.tx_dropped == 4 && l.tx_packets == 1);
+    rt.shutdown();
+}
