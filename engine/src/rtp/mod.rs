@@ -1,1 +1,14 @@
-//! RTP/RTCP packet layer (filled in by the RTP work).
+//! RTP/RTCP packet layer: zero-copy RTP views and header rewrite, RTCP compound parse and build,
+//! sequence managers, retransmission buffers, loss tracking and RTCP statistics.
+//!
+//! Everything here is pure functions and small state machines: no I/O, no clock reads (every
+//! entry point that needs time takes `now`), no allocation per packet.
+
+pub mod packet;
+pub mod writer;
+
+pub use packet::{classify, is_rtcp, parse_rtp, ExtIter, PacketKind, RtpError, RtpHeader};
+pub use writer::{
+    rewrite_in_place, write_header, write_rtx_header, ExtensionsBuilder, HeaderFields,
+    MAX_EXTENSIONS_LEN, MAX_HEADER_LEN,
+};
