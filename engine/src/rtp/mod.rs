@@ -5,9 +5,11 @@
 //! entry point that needs time takes `now`), no allocation per packet.
 
 pub mod packet;
+pub mod seq;
 pub mod writer;
 
 pub use packet::{classify, is_rtcp, parse_rtp, ExtIter, PacketKind, RtpError, RtpHeader};
+pub use seq::{SeqManager, TsOffset, MAX_SEQ_CHANGES, MAX_SEQ_REORDER};
 pub use writer::{
     rewrite_in_place, write_header, write_rtx_header, ExtensionsBuilder, HeaderFields,
     MAX_EXTENSIONS_LEN, MAX_HEADER_LEN,
