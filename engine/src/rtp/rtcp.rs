@@ -440,7 +440,7 @@ pub fn sdes_cname(count: u8, body: &[u8]) -> Option<(u32, &[u8])> {
 
 /// Writes the 4-byte header of a packet of `total` bytes (a multiple of 4).
 fn put_header(out: &mut [u8], count: u8, pt: u8, total: usize) {
-    debug_assert!(total % 4 == 0 && total >= RTCP_HEADER_LEN && count <= 31);
+    debug_assert!(total & 3 == 0 && total >= RTCP_HEADER_LEN && count <= 31);
     out[0] = (RTCP_VERSION << 6) | count;
     out[1] = pt;
     out[2..4].copy_from_slice(&((total / 4 - 1) as u16).to_be_bytes());
