@@ -1,1 +1,152 @@
-//! Shared bench helpers.
+//! Helpers shared by the end-to-end benches: a pinned RTP sender, and the raw relay baseline.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use shardsfu_net::{Io, ShardService, SocketId};
+
+/// Pin the calling thread to one CPU (best effort; benches only).
+pub fn pin_current_thread(cpu: usize) {
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % ncpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Datagrams per sendmmsg call of the sender.
+const BLAST_BATCH: usize = 32;
+
+/// Sends RTP packets (VP8 key frame payloads) to one address as fast as it can, on its own
+/// pinned thread, with sendmmsg batches.
+pub struct Blaster {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Blaster {
+    pub fn start(dest: SocketAddr, ssrc: u32, payload_type: u8, payload_bytes: usize, cpu: usize) -> Blaster {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (s, n) = (stop.clone(), sent.clone());
+        let thread = std::thread::spawn(move || {
+            pin_current_thread(cpu);
+            let sock = UdpSocket::bind("127.0.0.1:0").expect("blaster socket");
+            sock.connect(dest).expect("blaster connect");
+            let mut packets = vec![vec![0u8; 12 + payload_bytes]; BLAST_BATCH];
+            let mut seq: u16 = 0;
+            let start = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let ts = (start.elapsed().as_micros() as u64 * 90 / 1000) as u32;
+                for p in packets.iter_mut() {
+                    seq = seq.wrapping_add(1);
+                    p[0] = 0x80;
+                    p[1] = payload_type;
+                    p[2..4].copy_from_slice(&seq.to_be_bytes());
+                    p[4..8].copy_from_slice(&ts.to_be_bytes());
+                    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                    p[12] = 0x10; // VP8: S=1, PID=0
+                    p[13] = 0x10; // key frame (P=0)
+                }
+                let mut iov: Vec<libc::iovec> = packets
+                    .iter_mut()
+                    .map(|p| libc::iovec { iov_base: p.as_mut_ptr().cast(), iov_len: p.len() })
+                    .collect();
+                // SAFETY: zeroed mmsghdr is valid; each points at one live iovec above.
+                let mut msgs: Vec<libc::mmsghdr> = iov
+                    .iter_mut()
+                    .map(|v| {
+                        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                        m.msg_hdr.msg_iov = v;
+                        m.msg_hdr.msg_iovlen = 1;
+                        m
+                    })
+                    .collect();
+                // SAFETY: msgs/iov/packets outlive the call; the socket is connected.
+                let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+                if r > 0 {
+                    n.fetch_add(r as u64, Ordering::Relaxed);
+                }
+            }
+        });
+        Blaster { stop, sent, thread: Some(thread) }
+    }
+
+    /// Stop and return how many packets were sent.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+/// Relay control command: bind the ingress and `n` egress sockets, reply with the ingress address.
+pub const RELAY_CMD_BIND: u8 = 1;
+
+/// The baseline: same runtime, sockets and batching as the engine, no parsing. Each datagram on
+/// the ingress socket goes out of every egress socket to the sink, split head (12 bytes, copied)
+/// plus body (borrowed) exactly as the engine sends a rewritten header plus a shared payload.
+pub struct RelayService {
+    sink: SocketAddr,
+    ingress: Option<SocketId>,
+    egress: Vec<SocketId>,
+}
+
+impl RelayService {
+    pub fn new(sink: SocketAddr) -> Self {
+        RelayService { sink, ingress: None, egress: Vec::new() }
+    }
+}
+
+impl ShardService for RelayService {
+    type Command = (u8, usize, Option<mpsc::Sender<SocketAddr>>);
+
+    fn on_command(&mut self, _now: Instant, (cmd, n, reply): Self::Command, io: &mut Io<'_, Self::Command>) {
+        if cmd != RELAY_CMD_BIND {
+            return;
+        }
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let ingress = io.bind_udp(any).expect("relay ingress");
+        for _ in 0..n {
+            self.egress.push(io.bind_udp(any).expect("relay egress"));
+        }
+        self.ingress = Some(ingress);
+        if let (Some(reply), Some(addr)) = (reply, io.local_addr(ingress)) {
+            let _ = reply.send(addr);
+        }
+    }
+
+    #[inline]
+    fn on_datagram<'a>(
+        &mut self,
+        _now: Instant,
+        socket: SocketId,
+        _src: SocketAddr,
+        data: &'a mut [u8],
+        io: &mut Io<'a, Self::Command>,
+    ) {
+        if Some(socket) != self.ingress || data.len() < 12 {
+            return;
+        }
+        let data: &'a [u8] = data;
+        let (head, body) = data.split_at(12);
+        for &e in &self.egress {
+            io.send(e, self.sink, head, body);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn on_timeout(&mut self, _now: Instant, _io: &mut Io<'_, Self::Command>) {}
+}

@@ -214,8 +214,7 @@ pub mod uri {
     pub const RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
     pub const RRID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
     pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
-    pub const TRANSPORT_WIDE_CC: &str =
-        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+    pub const TRANSPORT_WIDE_CC: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
     pub const FRAME_MARKING_07: &str = "http://tools.ietf.org/html/draft-ietf-avtext-framemarking-07";
     pub const FRAME_MARKING: &str = "urn:ietf:params:rtp-hdrext:framemarking";
     pub const AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";

@@ -2,17 +2,14 @@
 
 use serde_json::json;
 use shardsfu_engine::ortc::h264::{
-    generate_profile_level_id_for_answer, is_same_profile, level, parse_profile_level_id,
-    profile_level_id_to_string, H264Profile, ProfileLevelId,
+    generate_profile_level_id_for_answer, is_same_profile, level, parse_profile_level_id, profile_level_id_to_string,
+    H264Profile, ProfileLevelId,
 };
 use shardsfu_engine::ortc::{
-    can_consume, generate_router_rtp_capabilities, get_consumable_rtp_parameters,
-    get_producer_rtp_parameters_mapping, match_codecs, match_codecs_and_modify,
-    validate_rtp_parameters,
+    can_consume, generate_router_rtp_capabilities, get_consumable_rtp_parameters, get_producer_rtp_parameters_mapping,
+    match_codecs, match_codecs_and_modify, validate_rtp_parameters,
 };
-use shardsfu_engine::rtp_parameters::{
-    CodecParameters, MediaKind, RtpCapabilities, RtpCodecParameters, RtpParameters,
-};
+use shardsfu_engine::rtp_parameters::{CodecParameters, MediaKind, RtpCapabilities, RtpCodecParameters, RtpParameters};
 use shardsfu_engine::ErrorKind;
 
 fn params(value: serde_json::Value) -> CodecParameters {
@@ -66,18 +63,9 @@ fn parses_profiles_and_levels() {
         ("42E01F", H264Profile::ConstrainedBaseline, 31),
     ];
     for (text, profile, lvl) in cases {
-        assert_eq!(
-            parse_profile_level_id(text),
-            Some(ProfileLevelId {
-                profile,
-                level: lvl
-            }),
-            "{text}"
-        );
+        assert_eq!(parse_profile_level_id(text), Some(ProfileLevelId { profile, level: lvl }), "{text}");
     }
-    for bad in [
-        "", "42e01", "42e01f0", "000000", "42e0ff", "42e0zz", "43e01f", "640d1f",
-    ] {
+    for bad in ["", "42e01", "42e01f0", "000000", "42e0ff", "42e0zz", "43e01f", "640d1f"] {
         assert_eq!(parse_profile_level_id(bad), None, "{bad}");
     }
 }
@@ -85,36 +73,18 @@ fn parses_profiles_and_levels() {
 #[test]
 fn formats_profile_level_ids() {
     let id = |profile, level| profile_level_id_to_string(ProfileLevelId { profile, level });
-    assert_eq!(
-        id(H264Profile::ConstrainedBaseline, 31).as_deref(),
-        Some("42e01f")
-    );
+    assert_eq!(id(H264Profile::ConstrainedBaseline, 31).as_deref(), Some("42e01f"));
     assert_eq!(id(H264Profile::Main, 52).as_deref(), Some("4d0034"));
-    assert_eq!(
-        id(H264Profile::ConstrainedHigh, 40).as_deref(),
-        Some("640c28")
-    );
-    assert_eq!(
-        id(H264Profile::Baseline, level::LEVEL_1B).as_deref(),
-        Some("42100b")
-    );
+    assert_eq!(id(H264Profile::ConstrainedHigh, 40).as_deref(), Some("640c28"));
+    assert_eq!(id(H264Profile::Baseline, level::LEVEL_1B).as_deref(), Some("42100b"));
     assert_eq!(id(H264Profile::High, level::LEVEL_1B), None);
 }
 
 #[test]
 fn missing_profile_level_id_means_constrained_baseline() {
-    assert!(is_same_profile(
-        None,
-        Some(&params(json!({ "profile-level-id": "42e01f" })))
-    ));
-    assert!(!is_same_profile(
-        None,
-        Some(&params(json!({ "profile-level-id": "42001f" })))
-    ));
-    assert_eq!(
-        generate_profile_level_id_for_answer(None, None).unwrap(),
-        None
-    );
+    assert!(is_same_profile(None, Some(&params(json!({ "profile-level-id": "42e01f" })))));
+    assert!(!is_same_profile(None, Some(&params(json!({ "profile-level-id": "42001f" })))));
+    assert_eq!(generate_profile_level_id_for_answer(None, None).unwrap(), None);
 }
 
 #[test]
@@ -123,17 +93,10 @@ fn answer_level_depends_on_level_asymmetry() {
     let low = params(json!({ "profile-level-id": "42e01f", "level-asymmetry-allowed": "1" }));
     let low_strict = params(json!({ "profile-level-id": "42e01f" }));
     // Both allow asymmetry: the local level stands.
-    assert_eq!(
-        generate_profile_level_id_for_answer(Some(&high), Some(&low))
-            .unwrap()
-            .as_deref(),
-        Some("42e034")
-    );
+    assert_eq!(generate_profile_level_id_for_answer(Some(&high), Some(&low)).unwrap().as_deref(), Some("42e034"));
     // Otherwise the lower one.
     assert_eq!(
-        generate_profile_level_id_for_answer(Some(&high), Some(&low_strict))
-            .unwrap()
-            .as_deref(),
+        generate_profile_level_id_for_answer(Some(&high), Some(&low_strict)).unwrap().as_deref(),
         Some("42e01f")
     );
     let main = params(json!({ "profile-level-id": "4d001f" }));
@@ -148,9 +111,7 @@ fn level_1b_sits_between_1_and_1_1() {
     let one_one = params(json!({ "profile-level-id": "42e00b" }));
     let one = params(json!({ "profile-level-id": "42e00a" }));
     let answer = |a: &CodecParameters, b: &CodecParameters| {
-        generate_profile_level_id_for_answer(Some(a), Some(b))
-            .unwrap()
-            .unwrap()
+        generate_profile_level_id_for_answer(Some(a), Some(b)).unwrap().unwrap()
     };
     assert_eq!(answer(&one_one, &one_b), "42f00b");
     assert_eq!(answer(&one_b, &one), "42e00a");
@@ -158,59 +119,33 @@ fn level_1b_sits_between_1_and_1_1() {
 
 #[test]
 fn strict_matching_checks_packetization_mode_and_profile() {
-    let cb_mode1 = h264(
-        100,
-        json!({ "packetization-mode": 1, "profile-level-id": "42e01f" }),
-    );
+    let cb_mode1 = h264(100, json!({ "packetization-mode": 1, "profile-level-id": "42e01f" }));
     let cb_mode0 = h264(101, json!({ "profile-level-id": "42e01f" }));
-    let baseline = h264(
-        102,
-        json!({ "packetization-mode": 1, "profile-level-id": "42001f" }),
-    );
+    let baseline = h264(102, json!({ "packetization-mode": 1, "profile-level-id": "42001f" }));
     assert!(match_codecs(&cb_mode1, &cb_mode0, false));
     assert!(!match_codecs(&cb_mode1, &cb_mode0, true));
     assert!(match_codecs(&cb_mode1, &baseline, false));
     assert!(!match_codecs(&cb_mode1, &baseline, true));
     // An explicit packetization-mode 0 equals a missing one.
-    let cb_explicit0 = h264(
-        103,
-        json!({ "packetization-mode": 0, "profile-level-id": "42e01f" }),
-    );
+    let cb_explicit0 = h264(103, json!({ "packetization-mode": 0, "profile-level-id": "42e01f" }));
     assert!(match_codecs(&cb_mode0, &cb_explicit0, true));
 }
 
 #[test]
 fn modify_rewrites_or_removes_profile_level_id() {
-    let mut offered = h264(
-        100,
-        json!({ "packetization-mode": 1, "profile-level-id": "42e034", "level-asymmetry-allowed": 1 }),
-    );
-    let local = h264(
-        101,
-        json!({ "packetization-mode": 1, "profile-level-id": "42e01f" }),
-    );
+    let mut offered =
+        h264(100, json!({ "packetization-mode": 1, "profile-level-id": "42e034", "level-asymmetry-allowed": 1 }));
+    let local = h264(101, json!({ "packetization-mode": 1, "profile-level-id": "42e01f" }));
     assert!(match_codecs_and_modify(&mut offered, &local));
     // No asymmetry on `local`: min(5.2, 3.1).
-    assert_eq!(
-        offered.parameters.as_ref().unwrap()["profile-level-id"],
-        "42e01f".into()
-    );
+    assert_eq!(offered.parameters.as_ref().unwrap()["profile-level-id"], "42e01f".into());
 
-    let mut bare = h264(
-        100,
-        json!({ "packetization-mode": 1, "profile-level-id": "42e01f" }),
-    );
+    let mut bare = h264(100, json!({ "packetization-mode": 1, "profile-level-id": "42e01f" }));
     let default = h264(101, json!({ "packetization-mode": 1 }));
     assert!(match_codecs_and_modify(&mut bare, &default));
-    assert_eq!(
-        bare.parameters.as_ref().unwrap()["profile-level-id"],
-        "42e01f".into()
-    );
+    assert_eq!(bare.parameters.as_ref().unwrap()["profile-level-id"], "42e01f".into());
 
-    let mut main = h264(
-        100,
-        json!({ "packetization-mode": 1, "profile-level-id": "4d001f" }),
-    );
+    let mut main = h264(100, json!({ "packetization-mode": 1, "profile-level-id": "4d001f" }));
     let before = main.clone();
     assert!(!match_codecs_and_modify(&mut main, &local));
     assert_eq!(main, before);
@@ -224,10 +159,7 @@ fn producer_with_other_profile_is_unsupported() {
     }));
     let err = get_producer_rtp_parameters_mapping(&mut p, &caps, 1).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UnsupportedError);
-    assert_eq!(
-        err.message,
-        "unsupported codec [mimeType:video/H264, payloadType:102]"
-    );
+    assert_eq!(err.message, "unsupported codec [mimeType:video/H264, payloadType:102]");
 
     // Chrome's 42001f is baseline, not constrained baseline.
     let mut p = producer(json!({ "packetization-mode": 1, "profile-level-id": "42001f" }));
@@ -266,10 +198,7 @@ fn producer_level_lowered_without_asymmetry() {
     let caps = router_caps("42e01f");
     let mut p = producer(json!({ "packetization-mode": 1, "profile-level-id": "42e034" }));
     get_producer_rtp_parameters_mapping(&mut p, &caps, 10).unwrap();
-    assert_eq!(
-        p.codecs[0].parameters.as_ref().unwrap()["profile-level-id"],
-        "42e01f".into()
-    );
+    assert_eq!(p.codecs[0].parameters.as_ref().unwrap()["profile-level-id"], "42e01f".into());
 }
 
 #[test]

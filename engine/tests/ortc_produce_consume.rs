@@ -3,9 +3,8 @@
 
 use serde_json::json;
 use shardsfu_engine::ortc::{
-    can_consume, generate_router_rtp_capabilities, get_consumable_rtp_parameters,
-    get_consumer_rtp_parameters, get_pipe_consumer_rtp_parameters,
-    get_producer_rtp_parameters_mapping, validate_rtp_parameters, RtpMapping,
+    can_consume, generate_router_rtp_capabilities, get_consumable_rtp_parameters, get_consumer_rtp_parameters,
+    get_pipe_consumer_rtp_parameters, get_producer_rtp_parameters_mapping, validate_rtp_parameters, RtpMapping,
 };
 use shardsfu_engine::rtp_parameters::{MediaKind, RtpCapabilities, RtpParameters};
 use shardsfu_engine::ErrorKind;
@@ -81,8 +80,7 @@ fn vp8_consumable() -> (RtpParameters, RtpMapping) {
     let caps = router_caps();
     let mut params = chrome_vp8_simulcast();
     let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps, 500_000_000).unwrap();
-    let consumable =
-        get_consumable_rtp_parameters(MediaKind::Video, &params, &caps, &mapping).unwrap();
+    let consumable = get_consumable_rtp_parameters(MediaKind::Video, &params, &caps, &mapping).unwrap();
     (consumable, mapping)
 }
 
@@ -183,8 +181,7 @@ fn opus_producer_keeps_its_parameters_in_the_consumable() {
             "encodings": [{ "ssrc": 1111, "mappedSsrc": 7 }]
         })
     );
-    let consumable =
-        get_consumable_rtp_parameters(MediaKind::Audio, &params, &caps, &mapping).unwrap();
+    let consumable = get_consumable_rtp_parameters(MediaKind::Audio, &params, &caps, &mapping).unwrap();
     let json = serde_json::to_value(&consumable).unwrap();
     assert_eq!(
         json["codecs"],
@@ -194,12 +191,8 @@ fn opus_producer_keeps_its_parameters_in_the_consumable() {
             "rtcpFeedback": [{ "type": "nack", "parameter": "" }, { "type": "transport-cc", "parameter": "" }]
         }])
     );
-    let uris: Vec<&str> = json["headerExtensions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["uri"].as_str().unwrap())
-        .collect();
+    let uris: Vec<&str> =
+        json["headerExtensions"].as_array().unwrap().iter().map(|e| e["uri"].as_str().unwrap()).collect();
     // Audio transport-wide-cc is recvonly, so consumers do not get it.
     assert_eq!(
         uris,
@@ -222,10 +215,7 @@ fn unsupported_producer_codec_leaves_params_unchanged() {
     let before = params.clone();
     let err = get_producer_rtp_parameters_mapping(&mut params, &caps, 1).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UnsupportedError);
-    assert_eq!(
-        err.message,
-        "unsupported codec [mimeType:video/VP9, payloadType:96]"
-    );
+    assert_eq!(err.message, "unsupported codec [mimeType:video/VP9, payloadType:96]");
     assert_eq!(params, before);
 }
 
@@ -233,11 +223,7 @@ fn unsupported_producer_codec_leaves_params_unchanged() {
 fn rtx_without_its_media_codec_is_a_type_error() {
     let caps = router_caps();
     let mut params = chrome_vp8_simulcast();
-    params.codecs[1]
-        .parameters
-        .as_mut()
-        .unwrap()
-        .insert("apt".into(), 55.into());
+    params.codecs[1].parameters.as_mut().unwrap().insert("apt".into(), 55.into());
     let err = get_producer_rtp_parameters_mapping(&mut params, &caps, 1).unwrap_err();
     assert_eq!(err.kind, ErrorKind::TypeError);
     assert_eq!(err.message, "missing media codec found for RTX PT 97");
@@ -249,36 +235,23 @@ fn can_consume_needs_a_media_codec() {
     assert!(can_consume(&consumable, &chrome_recv_caps()).unwrap());
 
     let mut audio_only = chrome_recv_caps();
-    audio_only
-        .codecs
-        .as_mut()
-        .unwrap()
-        .retain(|c| c.kind == MediaKind::Audio);
+    audio_only.codecs.as_mut().unwrap().retain(|c| c.kind == MediaKind::Audio);
     assert!(!can_consume(&consumable, &audio_only).unwrap());
 
     // Matching only the RTX codec is not enough.
     let mut rtx_only = chrome_recv_caps();
-    rtx_only
-        .codecs
-        .as_mut()
-        .unwrap()
-        .retain(|c| c.mime_type == "video/rtx");
+    rtx_only.codecs.as_mut().unwrap().retain(|c| c.mime_type == "video/rtx");
     assert!(!can_consume(&consumable, &rtx_only).unwrap());
 
     let mut broken = chrome_recv_caps();
     broken.codecs.as_mut().unwrap()[0].mime_type = "opus".into();
-    assert_eq!(
-        can_consume(&consumable, &broken).unwrap_err().kind,
-        ErrorKind::TypeError
-    );
+    assert_eq!(can_consume(&consumable, &broken).unwrap_err().kind, ErrorKind::TypeError);
 }
 
 #[test]
 fn consumer_of_simulcast_with_rtx() {
     let (consumable, _) = vp8_consumable();
-    let params =
-        get_consumer_rtp_parameters(&consumable, &chrome_recv_caps(), false, true, 1234, 0)
-            .unwrap();
+    let params = get_consumer_rtp_parameters(&consumable, &chrome_recv_caps(), false, true, 1234, 0).unwrap();
     assert_eq!(
         serde_json::to_value(&params).unwrap(),
         json!({
@@ -309,9 +282,7 @@ fn consumer_of_simulcast_with_rtx() {
 #[test]
 fn consumer_without_rtx_drops_rtx_and_plain_nack() {
     let (consumable, _) = vp8_consumable();
-    let params =
-        get_consumer_rtp_parameters(&consumable, &chrome_recv_caps(), false, false, 1234, 0)
-            .unwrap();
+    let params = get_consumer_rtp_parameters(&consumable, &chrome_recv_caps(), false, false, 1234, 0).unwrap();
     assert_eq!(params.codecs.len(), 1);
     let fb = serde_json::to_value(&params.codecs[0].rtcp_feedback).unwrap();
     assert_eq!(
@@ -331,30 +302,14 @@ fn consumer_without_rtx_drops_rtx_and_plain_nack() {
 fn consumer_feedback_follows_negotiated_bwe_extension() {
     let (consumable, _) = vp8_consumable();
     let mut caps = chrome_recv_caps();
-    caps.header_extensions
-        .as_mut()
-        .unwrap()
-        .retain(|e| !e.uri.contains("transport-wide-cc"));
+    caps.header_extensions.as_mut().unwrap().retain(|e| !e.uri.contains("transport-wide-cc"));
     let params = get_consumer_rtp_parameters(&consumable, &caps, false, true, 1, 0).unwrap();
-    let types: Vec<&str> = params.codecs[0]
-        .rtcp_feedback
-        .iter()
-        .flatten()
-        .map(|fb| fb.r#type.as_str())
-        .collect();
+    let types: Vec<&str> = params.codecs[0].rtcp_feedback.iter().flatten().map(|fb| fb.r#type.as_str()).collect();
     assert_eq!(types, ["goog-remb", "ccm", "nack", "nack"]);
 
-    caps.header_extensions
-        .as_mut()
-        .unwrap()
-        .retain(|e| !e.uri.contains("abs-send-time"));
+    caps.header_extensions.as_mut().unwrap().retain(|e| !e.uri.contains("abs-send-time"));
     let params = get_consumer_rtp_parameters(&consumable, &caps, false, true, 1, 0).unwrap();
-    let types: Vec<&str> = params.codecs[0]
-        .rtcp_feedback
-        .iter()
-        .flatten()
-        .map(|fb| fb.r#type.as_str())
-        .collect();
+    let types: Vec<&str> = params.codecs[0].rtcp_feedback.iter().flatten().map(|fb| fb.r#type.as_str()).collect();
     assert_eq!(types, ["ccm", "nack", "nack"]);
 }
 
@@ -362,10 +317,7 @@ fn consumer_feedback_follows_negotiated_bwe_extension() {
 fn consumer_with_no_common_codec_is_unsupported() {
     let (consumable, _) = vp8_consumable();
     let mut caps = chrome_recv_caps();
-    caps.codecs
-        .as_mut()
-        .unwrap()
-        .retain(|c| c.kind == MediaKind::Audio);
+    caps.codecs.as_mut().unwrap().retain(|c| c.kind == MediaKind::Audio);
     let err = get_consumer_rtp_parameters(&consumable, &caps, false, true, 1, 2).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UnsupportedError);
     assert_eq!(err.message, "no compatible media codecs");
@@ -374,9 +326,7 @@ fn consumer_with_no_common_codec_is_unsupported() {
 #[test]
 fn pipe_consumer_via_consume_keeps_all_encodings() {
     let (consumable, _) = vp8_consumable();
-    let params =
-        get_consumer_rtp_parameters(&consumable, &chrome_recv_caps(), true, true, 9000, 7000)
-            .unwrap();
+    let params = get_consumer_rtp_parameters(&consumable, &chrome_recv_caps(), true, true, 9000, 7000).unwrap();
     assert_eq!(
         serde_json::to_value(&params.encodings).unwrap(),
         json!([
@@ -400,17 +350,9 @@ fn pipe_transport_consumer_parameters() {
         ])
     );
     assert_eq!(json["codecs"][1]["mimeType"], "video/rtx");
-    let ids: Vec<u64> = json["headerExtensions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        [11, 12, 13, 14],
-        "mid, abs-send-time and transport-wide-cc are dropped"
-    );
+    let ids: Vec<u64> =
+        json["headerExtensions"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [11, 12, 13, 14], "mid, abs-send-time and transport-wide-cc are dropped");
     assert_eq!(json["encodings"][2]["ssrc"], 102);
     assert_eq!(json["encodings"][2]["rtx"]["ssrc"], 202);
 
@@ -423,9 +365,5 @@ fn pipe_transport_consumer_parameters() {
         .map(|fb| (fb.r#type.as_str(), fb.parameter.as_deref()))
         .collect();
     assert_eq!(types, [("nack", Some("pli")), ("ccm", Some("fir"))]);
-    assert!(without_rtx
-        .encodings
-        .unwrap()
-        .iter()
-        .all(|e| e.rtx.is_none()));
+    assert!(without_rtx.encodings.unwrap().iter().all(|e| e.rtx.is_none()));
 }

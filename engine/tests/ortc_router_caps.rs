@@ -21,11 +21,7 @@ fn typical_media_codecs() -> Vec<RtpCodecCapability> {
 }
 
 fn pts(caps: &RtpCapabilities) -> Vec<(String, u8)> {
-    caps.codecs
-        .iter()
-        .flatten()
-        .map(|c| (c.mime_type.clone(), c.preferred_payload_type.unwrap()))
-        .collect()
+    caps.codecs.iter().flatten().map(|c| (c.mime_type.clone(), c.preferred_payload_type.unwrap())).collect()
 }
 
 #[test]
@@ -35,14 +31,7 @@ fn supported_codecs_follow_mediasoup_order() {
         .codecs
         .unwrap()
         .into_iter()
-        .map(|c| {
-            (
-                c.mime_type,
-                c.clock_rate,
-                c.channels,
-                c.preferred_payload_type,
-            )
-        })
+        .map(|c| (c.mime_type, c.clock_rate, c.channels, c.preferred_payload_type))
         .collect();
     let expected: Vec<(String, u32, Option<u8>, Option<u8>)> = [
         ("audio/opus", 48000, Some(2), None),
@@ -115,12 +104,7 @@ fn supported_header_extension_ids() {
         .into_iter()
         .map(|e| {
             assert_eq!(e.preferred_encrypt, Some(false));
-            (
-                e.kind,
-                e.uri,
-                e.preferred_id,
-                serde_json::to_value(e.direction).unwrap(),
-            )
+            (e.kind, e.uri, e.preferred_id, serde_json::to_value(e.direction).unwrap())
         })
         .collect();
     use MediaKind::{Audio, Video};
@@ -154,15 +138,10 @@ fn supported_header_extension_ids() {
 #[test]
 fn typical_media_codecs_get_dynamic_payload_types_in_order() {
     let caps = generate_router_rtp_capabilities(&typical_media_codecs()).unwrap();
-    let expected: Vec<(String, u8)> = [
-        ("audio/opus", 100),
-        ("video/VP8", 101),
-        ("video/rtx", 102),
-        ("video/H264", 103),
-        ("video/rtx", 104),
-    ]
-    .map(|(m, pt)| (m.to_owned(), pt))
-    .into();
+    let expected: Vec<(String, u8)> =
+        [("audio/opus", 100), ("video/VP8", 101), ("video/rtx", 102), ("video/H264", 103), ("video/rtx", 104)]
+            .map(|(m, pt)| (m.to_owned(), pt))
+            .into();
     assert_eq!(pts(&caps), expected);
     assert_eq!(caps.header_extensions, {
         let mut supported = supported_rtp_capabilities();
@@ -220,14 +199,9 @@ fn preferred_payload_types_are_kept_and_skipped_by_the_allocator() {
         { "kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2 }
     ]));
     let caps = generate_router_rtp_capabilities(&media).unwrap();
-    let expected: Vec<(String, u8)> = [
-        ("video/VP8", 100),
-        ("video/rtx", 101),
-        ("audio/PCMU", 0),
-        ("audio/opus", 102),
-    ]
-    .map(|(m, pt)| (m.to_owned(), pt))
-    .into();
+    let expected: Vec<(String, u8)> = [("video/VP8", 100), ("video/rtx", 101), ("audio/PCMU", 0), ("audio/opus", 102)]
+        .map(|(m, pt)| (m.to_owned(), pt))
+        .into();
     assert_eq!(pts(&caps), expected);
     // Audio codecs without channels in the table get channels 1 once normalized.
     assert_eq!(caps.codecs.unwrap()[2].channels, Some(1));
@@ -254,10 +228,7 @@ fn unknown_codec_is_unsupported() {
     let media = codecs(json!([{ "kind": "video", "mimeType": "video/MP4V", "clockRate": 90000 }]));
     let err = generate_router_rtp_capabilities(&media).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UnsupportedError);
-    assert_eq!(
-        err.message,
-        "media codec not supported [mimeType:video/MP4V]"
-    );
+    assert_eq!(err.message, "media codec not supported [mimeType:video/MP4V]");
 }
 
 #[test]
@@ -293,8 +264,5 @@ fn running_out_of_dynamic_payload_types_is_an_error() {
     let media = codecs(serde_json::Value::Array(vec![one; 17]));
     let err = generate_router_rtp_capabilities(&media).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Error);
-    assert_eq!(
-        err.message,
-        "cannot allocate more dynamic codec payload types"
-    );
+    assert_eq!(err.message, "cannot allocate more dynamic codec payload types");
 }

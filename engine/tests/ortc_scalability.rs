@@ -3,11 +3,7 @@
 use shardsfu_engine::ortc::{parse_scalability_mode, ScalabilityMode};
 
 fn mode(spatial_layers: u8, temporal_layers: u8, ksvc: bool) -> ScalabilityMode {
-    ScalabilityMode {
-        spatial_layers,
-        temporal_layers,
-        ksvc,
-    }
+    ScalabilityMode { spatial_layers, temporal_layers, ksvc }
 }
 
 #[test]
@@ -30,14 +26,8 @@ fn parses_valid_modes() {
 
 #[test]
 fn invalid_modes_are_one_layer() {
-    for text in [
-        "", "T3", "L0T1", "L1T0", "LxT3", "L123T3", "l1t3", "X1T3", "L1",
-    ] {
-        assert_eq!(
-            parse_scalability_mode(Some(text)),
-            mode(1, 1, false),
-            "{text}"
-        );
+    for text in ["", "T3", "L0T1", "L1T0", "LxT3", "L123T3", "l1t3", "X1T3", "L1"] {
+        assert_eq!(parse_scalability_mode(Some(text)), mode(1, 1, false), "{text}");
     }
     assert_eq!(parse_scalability_mode(None), ScalabilityMode::default());
 }

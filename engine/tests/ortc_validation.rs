@@ -3,8 +3,8 @@
 
 use serde_json::json;
 use shardsfu_engine::ortc::{
-    match_codecs, validate_rtp_capabilities, validate_rtp_codec_capability,
-    validate_rtp_header_extension, validate_rtp_parameters,
+    match_codecs, validate_rtp_capabilities, validate_rtp_codec_capability, validate_rtp_header_extension,
+    validate_rtp_parameters,
 };
 use shardsfu_engine::rtp_parameters::{
     MediaKind, RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpParameters,
@@ -26,8 +26,7 @@ fn type_error(err: Error, message: &str) {
 
 #[test]
 fn codec_capability_defaults() {
-    let mut codec =
-        capability(json!({ "kind": "video", "mimeType": "audio/PCMU", "clockRate": 8000 }));
+    let mut codec = capability(json!({ "kind": "video", "mimeType": "audio/PCMU", "clockRate": 8000 }));
     validate_rtp_codec_capability(&mut codec).unwrap();
     assert_eq!(
         serde_json::to_value(&codec).unwrap(),
@@ -44,31 +43,16 @@ fn codec_capability_defaults() {
     validate_rtp_codec_capability(&mut video).unwrap();
     assert_eq!(video.kind, MediaKind::Video);
     assert_eq!(video.channels, None);
-    assert_eq!(
-        serde_json::to_value(&video.rtcp_feedback).unwrap(),
-        json!([{ "type": "nack", "parameter": "" }])
-    );
+    assert_eq!(serde_json::to_value(&video.rtcp_feedback).unwrap(), json!([{ "type": "nack", "parameter": "" }]));
 }
 
 #[test]
 fn codec_capability_errors() {
     let cases = [
-        (
-            json!({ "kind": "audio", "mimeType": "", "clockRate": 1 }),
-            "missing codec.mimeType",
-        ),
-        (
-            json!({ "kind": "audio", "mimeType": "opus", "clockRate": 1 }),
-            "invalid codec.mimeType",
-        ),
-        (
-            json!({ "kind": "audio", "mimeType": "text/plain", "clockRate": 1 }),
-            "invalid codec.mimeType",
-        ),
-        (
-            json!({ "kind": "audio", "mimeType": "audio/", "clockRate": 1 }),
-            "invalid codec.mimeType",
-        ),
+        (json!({ "kind": "audio", "mimeType": "", "clockRate": 1 }), "missing codec.mimeType"),
+        (json!({ "kind": "audio", "mimeType": "opus", "clockRate": 1 }), "invalid codec.mimeType"),
+        (json!({ "kind": "audio", "mimeType": "text/plain", "clockRate": 1 }), "invalid codec.mimeType"),
+        (json!({ "kind": "audio", "mimeType": "audio/", "clockRate": 1 }), "invalid codec.mimeType"),
         (
             json!({ "kind": "video", "mimeType": "video/rtx", "clockRate": 1, "parameters": { "apt": "96" } }),
             "invalid codec apt parameter",
@@ -85,40 +69,28 @@ fn codec_capability_errors() {
     for (value, message) in cases {
         let mut codec = capability(value);
         let before = codec.clone();
-        type_error(
-            validate_rtp_codec_capability(&mut codec).unwrap_err(),
-            message,
-        );
+        type_error(validate_rtp_codec_capability(&mut codec).unwrap_err(), message);
         assert_eq!(codec, before, "input unchanged on error");
     }
 }
 
 #[test]
 fn header_extension_defaults_and_errors() {
-    let mut ext =
-        serde_json::from_value(json!({ "kind": "audio", "uri": "urn:x", "preferredId": 3 }))
-            .unwrap();
+    let mut ext = serde_json::from_value(json!({ "kind": "audio", "uri": "urn:x", "preferredId": 3 })).unwrap();
     validate_rtp_header_extension(&mut ext).unwrap();
     assert_eq!(
         serde_json::to_value(&ext).unwrap(),
         json!({ "kind": "audio", "uri": "urn:x", "preferredId": 3, "preferredEncrypt": false, "direction": "sendrecv" })
     );
-    let mut bad =
-        serde_json::from_value(json!({ "kind": "audio", "uri": "", "preferredId": 3 })).unwrap();
-    type_error(
-        validate_rtp_header_extension(&mut bad).unwrap_err(),
-        "missing ext.uri",
-    );
+    let mut bad = serde_json::from_value(json!({ "kind": "audio", "uri": "", "preferredId": 3 })).unwrap();
+    type_error(validate_rtp_header_extension(&mut bad).unwrap_err(), "missing ext.uri");
 }
 
 #[test]
 fn capabilities_fill_empty_lists_and_stay_unchanged_on_error() {
     let mut caps = RtpCapabilities::default();
     validate_rtp_capabilities(&mut caps).unwrap();
-    assert_eq!(
-        serde_json::to_value(&caps).unwrap(),
-        json!({ "codecs": [], "headerExtensions": [] })
-    );
+    assert_eq!(serde_json::to_value(&caps).unwrap(), json!({ "codecs": [], "headerExtensions": [] }));
 
     let mut caps: RtpCapabilities = serde_json::from_value(json!({
         "codecs": [
@@ -128,10 +100,7 @@ fn capabilities_fill_empty_lists_and_stay_unchanged_on_error() {
     }))
     .unwrap();
     let before = caps.clone();
-    type_error(
-        validate_rtp_capabilities(&mut caps).unwrap_err(),
-        "invalid codec.mimeType",
-    );
+    type_error(validate_rtp_capabilities(&mut caps).unwrap_err(), "invalid codec.mimeType");
     assert_eq!(caps, before);
 }
 
@@ -172,26 +141,14 @@ fn rtp_parameters_defaults() {
 #[test]
 fn rtp_parameters_errors_leave_input_unchanged() {
     let cases = [
-        (
-            json!({ "codecs": [{ "mimeType": "", "payloadType": 1, "clockRate": 1 }] }),
-            "missing codec.mimeType",
-        ),
-        (
-            json!({ "codecs": [{ "mimeType": "opus", "payloadType": 1, "clockRate": 1 }] }),
-            "invalid codec.mimeType",
-        ),
+        (json!({ "codecs": [{ "mimeType": "", "payloadType": 1, "clockRate": 1 }] }), "missing codec.mimeType"),
+        (json!({ "codecs": [{ "mimeType": "opus", "payloadType": 1, "clockRate": 1 }] }), "invalid codec.mimeType"),
         (
             json!({ "codecs": [{ "mimeType": "audio/opus", "payloadType": 200, "clockRate": 1 }] }),
             "invalid codec.payloadType",
         ),
-        (
-            json!({ "codecs": [], "headerExtensions": [{ "uri": "", "id": 1 }] }),
-            "missing ext.uri",
-        ),
-        (
-            json!({ "codecs": [], "headerExtensions": [{ "uri": "urn:x", "id": 0 }] }),
-            "invalid ext.id",
-        ),
+        (json!({ "codecs": [], "headerExtensions": [{ "uri": "", "id": 1 }] }), "missing ext.uri"),
+        (json!({ "codecs": [], "headerExtensions": [{ "uri": "urn:x", "id": 0 }] }), "invalid ext.id"),
     ];
     for (value, message) in cases {
         let mut params = rtp_parameters(value);
@@ -216,18 +173,10 @@ fn multiopus_and_rtx_matching() {
         "parameters": { "num_streams": 2, "coupled_streams": 2, "channel_mapping": "0,1,2,3" }
     }));
     let mut other_mapping = quad.clone();
-    other_mapping
-        .parameters
-        .as_mut()
-        .unwrap()
-        .insert("channel_mapping".into(), "3,2,1,0".into());
+    other_mapping.parameters.as_mut().unwrap().insert("channel_mapping".into(), "3,2,1,0".into());
     assert!(match_codecs(&quad, &other_mapping, false));
     let mut other_streams = quad.clone();
-    other_streams
-        .parameters
-        .as_mut()
-        .unwrap()
-        .insert("num_streams".into(), 3.into());
+    other_streams.parameters.as_mut().unwrap().insert("num_streams".into(), 3.into());
     assert!(!match_codecs(&quad, &other_streams, false));
 
     let rtx = |apt: u32| {
@@ -243,8 +192,7 @@ fn multiopus_and_rtx_matching() {
             json!({ "kind": "video", "mimeType": "video/VP9", "clockRate": 90000, "parameters": { "profile-id": profile } }),
         )
     };
-    let bare_vp9 =
-        capability(json!({ "kind": "video", "mimeType": "video/vp9", "clockRate": 90000 }));
+    let bare_vp9 = capability(json!({ "kind": "video", "mimeType": "video/vp9", "clockRate": 90000 }));
     assert!(match_codecs(&vp9(0), &bare_vp9, true));
     assert!(!match_codecs(&vp9(2), &bare_vp9, true));
     assert!(match_codecs(&vp9(2), &bare_vp9, false));

@@ -10,10 +10,7 @@ use shardsfu_engine::rtp::*;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) as u32
     }
 }
@@ -25,10 +22,7 @@ fn their_packet(rng: &mut Lcg) -> Packet {
     if with_ext {
         for id in 1..=(1 + rng.next() % 4) as u8 {
             let len = 1 + (rng.next() % if two_byte { 40 } else { 16 }) as usize;
-            extensions.push(Extension {
-                id: id + 2,
-                payload: Bytes::from(vec![id; len]),
-            });
+            extensions.push(Extension { id: id + 2, payload: Bytes::from(vec![id; len]) });
         }
     }
     let csrc: Vec<u32> = (0..rng.next() % 3).map(|i| 100 + i).collect();
@@ -44,11 +38,7 @@ fn their_packet(rng: &mut Lcg) -> Packet {
             timestamp: rng.next(),
             ssrc: rng.next(),
             csrc,
-            extension_profile: if two_byte {
-                EXTENSION_PROFILE_TWO_BYTE
-            } else {
-                EXTENSION_PROFILE_ONE_BYTE
-            },
+            extension_profile: if two_byte { EXTENSION_PROFILE_TWO_BYTE } else { EXTENSION_PROFILE_ONE_BYTE },
             extensions,
             extensions_padding: 0,
         },
@@ -73,12 +63,7 @@ fn we_read_what_rtc_rtp_writes() {
             assert_eq!(h.csrc(&buf, i), Some(*c));
         }
         let exts: Vec<(u8, Vec<u8>)> = h.extensions(&buf).map(|(i, v)| (i, v.to_vec())).collect();
-        let want: Vec<(u8, Vec<u8>)> = p
-            .header
-            .extensions
-            .iter()
-            .map(|e| (e.id, e.payload.to_vec()))
-            .collect();
+        let want: Vec<(u8, Vec<u8>)> = p.header.extensions.iter().map(|e| (e.id, e.payload.to_vec())).collect();
         assert_eq!(exts, want);
         assert_eq!(h.payload(&buf), &p.payload[..]);
     }
@@ -95,13 +80,8 @@ fn rtc_rtp_reads_what_we_write() {
         let mut ext = ExtensionsBuilder::new();
         let n_ext = rng.next() % 4;
         for k in 0..n_ext {
-            let id = if rng.next().is_multiple_of(5) {
-                15 + k as u8
-            } else {
-                1 + k as u8
-            };
-            ext.push(id, &vec![k as u8; 1 + (rng.next() % 20) as usize])
-                .unwrap();
+            let id = if rng.next().is_multiple_of(5) { 15 + k as u8 } else { 1 + k as u8 };
+            ext.push(id, &vec![k as u8; 1 + (rng.next() % 20) as usize]).unwrap();
         }
         let fields = HeaderFields {
             payload_type: (rng.next() % 128) as u8,
@@ -120,12 +100,7 @@ fn rtc_rtp_reads_what_we_write() {
         assert_eq!(q.header.timestamp, fields.timestamp);
         assert_eq!(q.header.ssrc, fields.ssrc);
         assert_eq!(q.header.csrc, p.header.csrc);
-        let theirs: Vec<(u8, Vec<u8>)> = q
-            .header
-            .extensions
-            .iter()
-            .map(|e| (e.id, e.payload.to_vec()))
-            .collect();
+        let theirs: Vec<(u8, Vec<u8>)> = q.header.extensions.iter().map(|e| (e.id, e.payload.to_vec())).collect();
         let ours: Vec<(u8, Vec<u8>)> = ext.iter().map(|(i, v)| (i, v.to_vec())).collect();
         assert_eq!(theirs, ours);
         assert_eq!(q.payload, p.payload);

@@ -10,9 +10,7 @@ use rtc_rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEst
 use rtc_rtcp::receiver_report::ReceiverReport;
 use rtc_rtcp::reception_report::ReceptionReport;
 use rtc_rtcp::sender_report::SenderReport;
-use rtc_rtcp::source_description::{
-    SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
-};
+use rtc_rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
 use rtc_rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc_shared::marshal::Marshal;
 use shardsfu_engine::rtp::*;
@@ -31,11 +29,7 @@ fn block(i: u32) -> ReportBlock {
     ReportBlock {
         ssrc: 0x1000 + i,
         fraction_lost: 3 * i as u8,
-        cumulative_lost: if i.is_multiple_of(2) {
-            1000 * i as i32
-        } else {
-            -(i as i32)
-        },
+        cumulative_lost: if i.is_multiple_of(2) { 1000 * i as i32 } else { -(i as i32) },
         ext_highest_seq: 0x0001_0000 + i,
         jitter: 77 * i,
         last_sr: 0xABCD_0000 | i,
@@ -59,10 +53,7 @@ fn to_reception(rb: &ReportBlock) -> ReceptionReport {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) as u32
     }
 }
@@ -71,33 +62,14 @@ impl Lcg {
 fn sr_rr_built_by_us_read_by_them() {
     let mut out = [0u8; 1500];
     let blocks: Vec<_> = (0..3).map(block).collect();
-    let info = SenderInfo {
-        ssrc: 9,
-        ntp_sec: 1,
-        ntp_frac: 2,
-        rtp_ts: 3,
-        packet_count: 4,
-        octet_count: 5,
-    };
+    let info = SenderInfo { ssrc: 9, ntp_sec: 1, ntp_frac: 2, rtp_ts: 3, packet_count: 4, octet_count: 5 };
     let n = write_sr(&mut out, &info, &blocks).unwrap();
     let m = write_rr(&mut out[n..], 10, &blocks[..1]).unwrap();
     let pkts = theirs(&out[..n + m]);
     assert_eq!(pkts.len(), 2);
     let sr = pkts[0].as_any().downcast_ref::<SenderReport>().unwrap();
-    assert_eq!(
-        (
-            sr.ssrc,
-            sr.ntp_time,
-            sr.rtp_time,
-            sr.packet_count,
-            sr.octet_count
-        ),
-        (9, (1 << 32) | 2, 3, 4, 5)
-    );
-    assert_eq!(
-        sr.reports,
-        blocks.iter().map(to_reception).collect::<Vec<_>>()
-    );
+    assert_eq!((sr.ssrc, sr.ntp_time, sr.rtp_time, sr.packet_count, sr.octet_count), (9, (1 << 32) | 2, 3, 4, 5));
+    assert_eq!(sr.reports, blocks.iter().map(to_reception).collect::<Vec<_>>());
     let rr = pkts[1].as_any().downcast_ref::<ReceiverReport>().unwrap();
     assert_eq!(rr.ssrc, 10);
     assert_eq!(rr.reports, vec![to_reception(&blocks[0])]);
@@ -129,17 +101,11 @@ fn sr_rr_built_by_them_read_by_us() {
         reports: blocks.iter().map(to_reception).collect(),
         profile_extensions: Bytes::new(),
     };
-    let rr = ReceiverReport {
-        ssrc: 2,
-        reports: vec![to_reception(&blocks[4])],
-        profile_extensions: Bytes::new(),
-    };
+    let rr = ReceiverReport { ssrc: 2, reports: vec![to_reception(&blocks[4])], profile_extensions: Bytes::new() };
     let mut buf = sr.marshal().unwrap().to_vec();
     buf.extend_from_slice(&rr.marshal().unwrap());
     let items = ours(&buf);
-    let RtcpItem::SenderReport { info, reports } = &items[0] else {
-        panic!()
-    };
+    let RtcpItem::SenderReport { info, reports } = &items[0] else { panic!() };
     assert_eq!(
         *info,
         SenderInfo {
@@ -152,9 +118,7 @@ fn sr_rr_built_by_them_read_by_us() {
         }
     );
     assert_eq!(reports.clone().collect::<Vec<_>>(), blocks);
-    let RtcpItem::ReceiverReport { ssrc: 2, reports } = &items[1] else {
-        panic!()
-    };
+    let RtcpItem::ReceiverReport { ssrc: 2, reports } = &items[1] else { panic!() };
     assert_eq!(reports.clone().next(), Some(blocks[4]));
 }
 
@@ -172,22 +136,12 @@ fn nack_round_trips_random_sets() {
         }
         let n = write_nack(&mut out, 5, 6, &seqs).unwrap();
         let pkts = theirs(&out[..n]);
-        let nack = pkts[0]
-            .as_any()
-            .downcast_ref::<TransportLayerNack>()
-            .unwrap();
+        let nack = pkts[0].as_any().downcast_ref::<TransportLayerNack>().unwrap();
         assert_eq!((nack.sender_ssrc, nack.media_ssrc), (5, 6));
         let theirs_seqs: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
         assert_eq!(theirs_seqs, seqs);
         let items = ours(&out[..n]);
-        let RtcpItem::Nack {
-            sender_ssrc: 5,
-            media_ssrc: 6,
-            pairs,
-        } = items[0].clone()
-        else {
-            panic!()
-        };
+        let RtcpItem::Nack { sender_ssrc: 5, media_ssrc: 6, pairs } = items[0].clone() else { panic!() };
         assert_eq!(pairs.seqs().collect::<Vec<_>>(), seqs);
     }
 }
@@ -197,26 +151,12 @@ fn nack_built_by_them_read_by_us() {
     let nack = TransportLayerNack {
         sender_ssrc: 1,
         media_ssrc: 2,
-        nacks: vec![
-            NackPair {
-                packet_id: 65535,
-                lost_packets: 0b101,
-            },
-            NackPair {
-                packet_id: 100,
-                lost_packets: 0,
-            },
-        ],
+        nacks: vec![NackPair { packet_id: 65535, lost_packets: 0b101 }, NackPair { packet_id: 100, lost_packets: 0 }],
     };
     let buf = nack.marshal().unwrap();
     let items = ours(&buf);
-    let RtcpItem::Nack { pairs, .. } = items[0].clone() else {
-        panic!()
-    };
-    assert_eq!(
-        pairs.clone().collect::<Vec<_>>(),
-        vec![(65535, 0b101), (100, 0)]
-    );
+    let RtcpItem::Nack { pairs, .. } = items[0].clone() else { panic!() };
+    assert_eq!(pairs.clone().collect::<Vec<_>>(), vec![(65535, 0b101), (100, 0)]);
     assert_eq!(pairs.seqs().collect::<Vec<_>>(), vec![65535, 0, 2, 100]);
 }
 
@@ -230,68 +170,30 @@ fn pli_fir_bye_sdes_remb() {
     n += write_remb(&mut out[n..], 11, 1_500_000, &[12, 13]).unwrap();
     let pkts = theirs(&out[..n]);
     assert_eq!(pkts.len(), 5);
-    let pli = pkts[0]
-        .as_any()
-        .downcast_ref::<PictureLossIndication>()
-        .unwrap();
+    let pli = pkts[0].as_any().downcast_ref::<PictureLossIndication>().unwrap();
     assert_eq!((pli.sender_ssrc, pli.media_ssrc), (1, 2));
     let fir = pkts[1].as_any().downcast_ref::<FullIntraRequest>().unwrap();
     assert_eq!((fir.sender_ssrc, fir.media_ssrc), (3, 0));
-    assert_eq!(
-        fir.fir,
-        vec![FirEntry {
-            ssrc: 4,
-            sequence_number: 5
-        }]
-    );
+    assert_eq!(fir.fir, vec![FirEntry { ssrc: 4, sequence_number: 5 }]);
     let bye = pkts[2].as_any().downcast_ref::<Goodbye>().unwrap();
     assert_eq!(bye.sources, vec![7, 8]);
-    let sdes = pkts[3]
-        .as_any()
-        .downcast_ref::<SourceDescription>()
-        .unwrap();
+    let sdes = pkts[3].as_any().downcast_ref::<SourceDescription>().unwrap();
     assert_eq!(sdes.chunks[0].source, 9);
     assert_eq!(sdes.chunks[0].items[0].sdes_type, SdesType::SdesCname);
     assert_eq!(&sdes.chunks[0].items[0].text[..], b"user@host");
-    let remb = pkts[4]
-        .as_any()
-        .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
-        .unwrap();
+    let remb = pkts[4].as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>().unwrap();
     assert_eq!((remb.sender_ssrc, remb.ssrcs.clone()), (11, vec![12, 13]));
     assert!((remb.bitrate - 1_500_000.0).abs() < 8.0, "{}", remb.bitrate);
 
     let items = ours(&out[..n]);
-    assert!(matches!(
-        items[0],
-        RtcpItem::Pli {
-            sender_ssrc: 1,
-            media_ssrc: 2
-        }
-    ));
-    let RtcpItem::Fir {
-        sender_ssrc: 3,
-        entries,
-    } = items[1].clone()
-    else {
-        panic!()
-    };
+    assert!(matches!(items[0], RtcpItem::Pli { sender_ssrc: 1, media_ssrc: 2 }));
+    let RtcpItem::Fir { sender_ssrc: 3, entries } = items[1].clone() else { panic!() };
     assert_eq!(entries.collect::<Vec<_>>(), vec![(4, 5)]);
-    let RtcpItem::Bye { ssrcs } = items[2].clone() else {
-        panic!()
-    };
+    let RtcpItem::Bye { ssrcs } = items[2].clone() else { panic!() };
     assert_eq!(ssrcs.collect::<Vec<_>>(), vec![7, 8]);
-    let RtcpItem::Sdes { count, body } = items[3] else {
-        panic!()
-    };
+    let RtcpItem::Sdes { count, body } = items[3] else { panic!() };
     assert_eq!(sdes_cname(count, body), Some((9, &b"user@host"[..])));
-    let RtcpItem::Remb {
-        sender_ssrc: 11,
-        bitrate_bps,
-        ssrcs,
-    } = items[4].clone()
-    else {
-        panic!()
-    };
+    let RtcpItem::Remb { sender_ssrc: 11, bitrate_bps, ssrcs } = items[4].clone() else { panic!() };
     assert_eq!(bitrate_bps, 1_500_000);
     assert_eq!(ssrcs.collect::<Vec<_>>(), vec![12, 13]);
 }
@@ -302,51 +204,26 @@ fn sdes_fir_remb_built_by_them_read_by_us() {
         chunks: vec![SourceDescriptionChunk {
             source: 5,
             items: vec![
-                SourceDescriptionItem {
-                    sdes_type: SdesType::SdesName,
-                    text: Bytes::from_static(b"n"),
-                },
-                SourceDescriptionItem {
-                    sdes_type: SdesType::SdesCname,
-                    text: Bytes::from_static(b"abc"),
-                },
+                SourceDescriptionItem { sdes_type: SdesType::SdesName, text: Bytes::from_static(b"n") },
+                SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: Bytes::from_static(b"abc") },
             ],
         }],
     };
     let fir = FullIntraRequest {
         sender_ssrc: 1,
         media_ssrc: 0,
-        fir: vec![
-            FirEntry {
-                ssrc: 2,
-                sequence_number: 3,
-            },
-            FirEntry {
-                ssrc: 4,
-                sequence_number: 5,
-            },
-        ],
+        fir: vec![FirEntry { ssrc: 2, sequence_number: 3 }, FirEntry { ssrc: 4, sequence_number: 5 }],
     };
-    let remb = ReceiverEstimatedMaximumBitrate {
-        sender_ssrc: 1,
-        bitrate: 8_388_608.0,
-        ssrcs: vec![3],
-    };
+    let remb = ReceiverEstimatedMaximumBitrate { sender_ssrc: 1, bitrate: 8_388_608.0, ssrcs: vec![3] };
     let mut buf = sdes.marshal().unwrap().to_vec();
     buf.extend_from_slice(&fir.marshal().unwrap());
     buf.extend_from_slice(&remb.marshal().unwrap());
     let items = ours(&buf);
-    let RtcpItem::Sdes { count, body } = items[0] else {
-        panic!()
-    };
+    let RtcpItem::Sdes { count, body } = items[0] else { panic!() };
     assert_eq!(sdes_cname(count, body), Some((5, &b"abc"[..])));
-    let RtcpItem::Fir { entries, .. } = items[1].clone() else {
-        panic!()
-    };
+    let RtcpItem::Fir { entries, .. } = items[1].clone() else { panic!() };
     assert_eq!(entries.collect::<Vec<_>>(), vec![(2, 3), (4, 5)]);
-    let RtcpItem::Remb { bitrate_bps, .. } = items[2] else {
-        panic!()
-    };
+    let RtcpItem::Remb { bitrate_bps, .. } = items[2] else { panic!() };
     assert_eq!(bitrate_bps, 8_388_608);
 }
 
@@ -357,48 +234,24 @@ fn malformed_stops_but_keeps_earlier_items() {
     // a second packet whose length runs past the end
     out[n..n + 4].copy_from_slice(&[0x81, 201, 0, 10]);
     let mut got = 0;
-    assert_eq!(
-        parse_compound(&out[..n + 8], |_| got += 1),
-        Err(RtcpError::BadLength)
-    );
+    assert_eq!(parse_compound(&out[..n + 8], |_| got += 1), Err(RtcpError::BadLength));
     assert_eq!(got, 1);
     // bad version, truncated SR, bad padding, empty
-    assert_eq!(
-        parse_compound(&[0x40, 200, 0, 0], |_| ()),
-        Err(RtcpError::BadVersion)
-    );
-    assert_eq!(
-        parse_compound(&[0x80, 200, 0, 1, 0, 0, 0, 1], |_| ()),
-        Err(RtcpError::Truncated)
-    );
-    assert_eq!(
-        parse_compound(&[0xA0, 201, 0, 1, 0, 0, 0, 0], |_| ()),
-        Err(RtcpError::BadPadding)
-    );
+    assert_eq!(parse_compound(&[0x40, 200, 0, 0], |_| ()), Err(RtcpError::BadVersion));
+    assert_eq!(parse_compound(&[0x80, 200, 0, 1, 0, 0, 0, 1], |_| ()), Err(RtcpError::Truncated));
+    assert_eq!(parse_compound(&[0xA0, 201, 0, 1, 0, 0, 0, 0], |_| ()), Err(RtcpError::BadPadding));
     assert_eq!(parse_compound(&[], |_| ()), Err(RtcpError::TooShort));
-    assert_eq!(
-        parse_compound(&[0x80, 201], |_| ()),
-        Err(RtcpError::TooShort)
-    );
+    assert_eq!(parse_compound(&[0x80, 201], |_| ()), Err(RtcpError::TooShort));
 }
 
 #[test]
 fn builders_refuse_small_buffers() {
     let mut out = [0u8; 11];
     assert_eq!(write_pli(&mut out, 1, 2), Err(RtcpError::BufferTooSmall));
-    assert_eq!(
-        write_nack(&mut out, 1, 2, &[1]),
-        Err(RtcpError::BufferTooSmall)
-    );
+    assert_eq!(write_nack(&mut out, 1, 2, &[1]), Err(RtcpError::BufferTooSmall));
     let mut out = [0u8; 16];
-    assert_eq!(
-        write_nack(&mut out, 1, 2, &[1, 100]),
-        Err(RtcpError::BufferTooSmall)
-    );
-    assert_eq!(
-        write_rr(&mut [0u8; 2000], 1, &[ReportBlock::default(); 32]),
-        Err(RtcpError::TooManyEntries)
-    );
+    assert_eq!(write_nack(&mut out, 1, 2, &[1, 100]), Err(RtcpError::BufferTooSmall));
+    assert_eq!(write_rr(&mut [0u8; 2000], 1, &[ReportBlock::default(); 32]), Err(RtcpError::TooManyEntries));
 }
 
 #[test]

@@ -68,33 +68,16 @@ pub struct Consumer<T> {
 /// Panics if `capacity` is 0 or larger than [`MAX_RING_CAPACITY`] (control-plane misconfiguration).
 pub fn channel<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     assert!(capacity > 0, "ring capacity must be > 0");
-    assert!(
-        capacity <= MAX_RING_CAPACITY,
-        "ring capacity {capacity} exceeds MAX_RING_CAPACITY {MAX_RING_CAPACITY}"
-    );
+    assert!(capacity <= MAX_RING_CAPACITY, "ring capacity {capacity} exceeds MAX_RING_CAPACITY {MAX_RING_CAPACITY}");
     let slots_len = capacity.next_power_of_two().max(2);
-    let slots = (0..slots_len)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-        .collect::<Vec<_>>()
-        .into_boxed_slice();
+    let slots = (0..slots_len).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect::<Vec<_>>().into_boxed_slice();
     let shared = Arc::new(Shared {
         head: CachePadded(AtomicUsize::new(0)),
         tail: CachePadded(AtomicUsize::new(0)),
         slots,
         mask: slots_len - 1,
     });
-    (
-        Producer {
-            shared: shared.clone(),
-            tail: 0,
-            cached_head: 0,
-        },
-        Consumer {
-            shared,
-            head: 0,
-            cached_tail: 0,
-        },
-    )
+    (Producer { shared: shared.clone(), tail: 0, cached_head: 0 }, Consumer { shared, head: 0, cached_tail: 0 })
 }
 
 impl<T> Producer<T> {

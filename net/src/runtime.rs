@@ -124,10 +124,9 @@ impl std::error::Error for StartError {
 /// The memlock check as a pure function of the soft limit (`None` = unlimited).
 pub(crate) fn check_memlock(limit_bytes: Option<u64>) -> Result<(), StartError> {
     match limit_bytes {
-        Some(bytes) if bytes / 1024 < MEMLOCK_NEED_KIB => Err(StartError::MemlockTooLow {
-            have_kib: bytes / 1024,
-            need_kib: MEMLOCK_NEED_KIB,
-        }),
+        Some(bytes) if bytes / 1024 < MEMLOCK_NEED_KIB => {
+            Err(StartError::MemlockTooLow { have_kib: bytes / 1024, need_kib: MEMLOCK_NEED_KIB })
+        }
         _ => Ok(()),
     }
 }
@@ -183,9 +182,7 @@ pub struct ShardHandle<C: Send + 'static> {
 
 impl<C: Send + 'static> Clone for ShardHandle<C> {
     fn clone(&self) -> Self {
-        ShardHandle {
-            inner: self.inner.clone(),
-        }
+        ShardHandle { inner: self.inner.clone() }
     }
 }
 
@@ -231,11 +228,7 @@ struct ReadyGuard {
 
 impl Drop for ReadyGuard {
     fn drop(&mut self) {
-        let msg = if self.ready {
-            Ok(self.index)
-        } else {
-            Err(self.index)
-        };
+        let msg = if self.ready { Ok(self.index) } else { Err(self.index) };
         let _ = self.tx.send(msg);
     }
 }
@@ -266,15 +259,10 @@ impl<C: Send + 'static> Runtime<C> {
             config.shards
         };
         if count > MAX_SHARDS {
-            return Err(StartError::InvalidConfig(format!(
-                "{count} shards exceeds MAX_SHARDS {MAX_SHARDS}"
-            )));
+            return Err(StartError::InvalidConfig(format!("{count} shards exceeds MAX_SHARDS {MAX_SHARDS}")));
         }
         if config.ring_capacity == 0 || config.ring_capacity > ring::MAX_RING_CAPACITY {
-            return Err(StartError::InvalidConfig(format!(
-                "ring_capacity must be in 1..={}",
-                ring::MAX_RING_CAPACITY
-            )));
+            return Err(StartError::InvalidConfig(format!("ring_capacity must be in 1..={}", ring::MAX_RING_CAPACITY)));
         }
         let cpus = sys::allowed_cpus();
         let gso = sys::probe_gso();
@@ -288,9 +276,7 @@ impl<C: Send + 'static> Runtime<C> {
         for _ in 0..count {
             let wake = EventFd::new().map_err(StartError::Io)?;
             let epoll = Epoll::new().map_err(StartError::Io)?;
-            epoll
-                .add(wake.raw_fd(), WAKE_TOKEN)
-                .map_err(StartError::Io)?;
+            epoll.add(wake.raw_fd(), WAKE_TOKEN).map_err(StartError::Io)?;
             shared.push(Arc::new(ShardShared::new(wake)));
             epolls.push(epoll);
         }
@@ -303,16 +289,10 @@ impl<C: Send + 'static> Runtime<C> {
             let (tx, rx) = ring::channel::<C>(config.ring_capacity);
             ring_in.push(rx);
             handles.push(ShardHandle {
-                inner: Arc::new(HandleInner {
-                    index: i,
-                    api: Mutex::new(tx),
-                    shared: shared[i].clone(),
-                }),
+                inner: Arc::new(HandleInner { index: i, api: Mutex::new(tx), shared: shared[i].clone() }),
             });
         }
-        let mut peers: Vec<Vec<Option<Producer<C>>>> = (0..count)
-            .map(|_| (0..count).map(|_| None).collect())
-            .collect();
+        let mut peers: Vec<Vec<Option<Producer<C>>>> = (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
         for (from, row) in peers.iter_mut().enumerate() {
             for (to, slot) in row.iter_mut().enumerate() {
                 if from != to {
@@ -325,19 +305,12 @@ impl<C: Send + 'static> Runtime<C> {
 
         let factory = Arc::new(factory);
         let (ready_tx, ready_rx) = mpsc::channel();
-        let mut runtime = Runtime {
-            handles,
-            joins: Vec::with_capacity(count),
-        };
+        let mut runtime = Runtime { handles, joins: Vec::with_capacity(count) };
         let parts = epolls.into_iter().zip(peers).zip(inbound).enumerate();
         for (index, ((epoll, peers), inbound)) in parts {
             let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
-            let guard = ReadyGuard {
-                tx: ready_tx.clone(),
-                index,
-                ready: false,
-            };
+            let guard = ReadyGuard { tx: ready_tx.clone(), index, ready: false };
             let factory = factory.clone();
             let shared = shared.clone();
             let spin_before_park = config.spin_before_park;
@@ -349,12 +322,7 @@ impl<C: Send + 'static> Runtime<C> {
                     let _exit = ExitGuard(shared[index].clone());
                     let service = factory(ShardInfo { index, count, cpu });
                     let shard = Shard::<S> {
-                        core: Core {
-                            index,
-                            udp: Udp::new(epoll, gso),
-                            peers,
-                            shared,
-                        },
+                        core: Core { index, udp: Udp::new(epoll, gso), peers, shared },
                         inbound,
                         spin_before_park,
                     };
@@ -366,10 +334,7 @@ impl<C: Send + 'static> Runtime<C> {
                 Ok(join) => runtime.joins.push(join),
                 Err(e) => {
                     runtime.stop_and_join();
-                    return Err(StartError::Shard {
-                        index,
-                        reason: e.to_string(),
-                    });
+                    return Err(StartError::Shard { index, reason: e.to_string() });
                 }
             }
         }
@@ -381,8 +346,7 @@ impl<C: Send + 'static> Runtime<C> {
                     runtime.stop_and_join();
                     return Err(StartError::Shard {
                         index,
-                        reason: "executor creation failed or the service factory panicked"
-                            .to_string(),
+                        reason: "executor creation failed or the service factory panicked".to_string(),
                     });
                 }
                 Err(_) => {

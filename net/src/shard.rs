@@ -127,10 +127,7 @@ pub struct Io<'a, C> {
 
 impl<'a, C: Send + 'static> Io<'a, C> {
     fn new(core: &'a mut Core<C>) -> Io<'a, C> {
-        Io {
-            core,
-            _body: PhantomData,
-        }
+        Io { core, _body: PhantomData }
     }
 
     /// This shard's index.
@@ -209,21 +206,15 @@ impl LoadMeter {
         let busy = (self.busy.as_secs_f64() / secs).clamp(0.0, 1.0) as f32;
         let rx_pps = ((c.rx_packets - self.rx_at_start) as f64 / secs) as u64;
         let tx_pps = ((c.tx_packets - self.tx_at_start) as f64 / secs) as u64;
-        cells
-            .busy_fraction_bits
-            .store(busy.to_bits(), Ordering::Relaxed);
+        cells.busy_fraction_bits.store(busy.to_bits(), Ordering::Relaxed);
         cells.rx_pps.store(rx_pps, Ordering::Relaxed);
         cells.tx_pps.store(tx_pps, Ordering::Relaxed);
         cells.rx_packets.store(c.rx_packets, Ordering::Relaxed);
         cells.tx_packets.store(c.tx_packets, Ordering::Relaxed);
         cells.tx_dropped.store(c.tx_dropped, Ordering::Relaxed);
         cells.rx_truncated.store(c.rx_truncated, Ordering::Relaxed);
-        *self = LoadMeter {
-            window_start: now,
-            busy: Duration::ZERO,
-            rx_at_start: c.rx_packets,
-            tx_at_start: c.tx_packets,
-        };
+        *self =
+            LoadMeter { window_start: now, busy: Duration::ZERO, rx_at_start: c.rx_packets, tx_at_start: c.tx_packets };
     }
 }
 
@@ -242,12 +233,7 @@ impl<S: ShardService> Shard<S> {
         let mut rx = RxBatch::new();
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EPOLL_EVENTS];
         let start = Instant::now();
-        let mut meter = LoadMeter {
-            window_start: start,
-            busy: Duration::ZERO,
-            rx_at_start: 0,
-            tx_at_start: 0,
-        };
+        let mut meter = LoadMeter { window_start: start, busy: Duration::ZERO, rx_at_start: 0, tx_at_start: 0 };
         let mut idle_since: Option<Instant> = None;
         let mut first_ring = 0;
         while !me.stop.load(Ordering::Acquire) {
@@ -293,9 +279,7 @@ impl<S: ShardService> Shard<S> {
             }
             let ring = &mut self.inbound[(first_ring + k) % n];
             let core = &mut self.core;
-            budget -= ring.drain(budget, |cmd| {
-                service.on_command(now, cmd, &mut Io::new(core))
-            });
+            budget -= ring.drain(budget, |cmd| service.on_command(now, cmd, &mut Io::new(core)));
         }
         MAX_COMMANDS_PER_TURN - budget
     }

@@ -32,10 +32,7 @@ impl Epoll {
 
     /// Registers `fd` for read readiness (level-triggered); `token` comes back from `wait`.
     pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
         cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
         Ok(())
@@ -59,11 +56,7 @@ impl Epoll {
 }
 
 /// `epoll_wait` on a raw descriptor (used from the blocking thread while the shard parks).
-pub(crate) fn epoll_wait_raw(
-    epfd: RawFd,
-    events: &mut [libc::epoll_event],
-    timeout_ms: i32,
-) -> usize {
+pub(crate) fn epoll_wait_raw(epfd: RawFd, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
     let max = events.len().min(i32::MAX as usize) as i32;
     // SAFETY: `events` is a valid, writable buffer of `max` epoll_event entries.
     let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), max, timeout_ms) };
@@ -95,26 +88,14 @@ impl EventFd {
     pub(crate) fn notify(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64.
-        let _ = unsafe {
-            libc::write(
-                self.fd.as_raw_fd(),
-                (&one as *const u64).cast(),
-                mem::size_of::<u64>(),
-            )
-        };
+        let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), mem::size_of::<u64>()) };
     }
 
     /// Resets the counter to zero so a level-triggered epoll stops reporting it.
     pub(crate) fn drain(&self) {
         let mut value: u64 = 0;
         // SAFETY: reads at most 8 bytes into a valid u64.
-        let _ = unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                (&mut value as *mut u64).cast(),
-                mem::size_of::<u64>(),
-            )
-        };
+        let _ = unsafe { libc::read(self.fd.as_raw_fd(), (&mut value as *mut u64).cast(), mem::size_of::<u64>()) };
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {
@@ -124,10 +105,7 @@ impl EventFd {
 
 /// The soft `RLIMIT_MEMLOCK` in bytes; `None` means unlimited.
 pub(crate) fn memlock_limit_bytes() -> io::Result<Option<u64>> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `lim` is a valid, writable rlimit.
     cvt(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) })?;
     if lim.rlim_cur == libc::RLIM_INFINITY {
@@ -142,10 +120,7 @@ pub(crate) fn memlock_limit_bytes() -> io::Result<Option<u64>> {
 pub(crate) fn probe_io_uring() -> io::Result<()> {
     if let Ok(s) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
         if s.trim() == "2" {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "/proc/sys/kernel/io_uring_disabled is 2",
-            ));
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "/proc/sys/kernel/io_uring_disabled is 2"));
         }
     }
     // struct io_uring_params is 120 bytes; zeroed means "defaults".
@@ -161,12 +136,7 @@ pub(crate) fn probe_io_uring() -> io::Result<()> {
 }
 
 /// Sets an integer socket option.
-pub(crate) fn set_int_option(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
+pub(crate) fn set_int_option(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: passes a pointer to a live c_int and its exact size.
     cvt(unsafe {
         libc::setsockopt(
@@ -209,18 +179,13 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
 }
 
 /// Writes `addr` into `storage`, returning the length to pass as `msg_namelen`.
-pub(crate) fn write_sockaddr(
-    addr: &SocketAddr,
-    storage: &mut libc::sockaddr_storage,
-) -> libc::socklen_t {
+pub(crate) fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
     match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in.
@@ -232,9 +197,7 @@ pub(crate) fn write_sockaddr(
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo().to_be(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in6.
@@ -245,26 +208,18 @@ pub(crate) fn write_sockaddr(
 }
 
 /// Reads an address the kernel wrote; `None` for families other than IPv4/IPv6 or short lengths.
-pub(crate) fn read_sockaddr(
-    storage: &libc::sockaddr_storage,
-    len: libc::socklen_t,
-) -> Option<SocketAddr> {
+pub(crate) fn read_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     let len = len as usize;
     match storage.ss_family as libc::c_int {
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and it is long enough.
-            let sin: libc::sockaddr_in =
-                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
+            let sin: libc::sockaddr_in = unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
         }
         libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: the family says the storage holds a sockaddr_in6, and it is long enough.
-            let sin6: libc::sockaddr_in6 =
-                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
+            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
             Some(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(sin6.sin6_addr.s6_addr),
                 u16::from_be(sin6.sin6_port),

@@ -30,10 +30,7 @@ pub const MAX_GSO_BYTES: usize = 65_000;
 /// SO_RCVBUF / SO_SNDBUF requested for each socket (the kernel clamps to rmem_max / wmem_max).
 pub const SOCKET_BUFFER_BYTES: i32 = 4 << 20;
 
-const _: () = assert!(
-    MAX_SOCKETS_PER_SHARD <= 1 << 16,
-    "SocketId keeps the index in 16 bits"
-);
+const _: () = assert!(MAX_SOCKETS_PER_SHARD <= 1 << 16, "SocketId keeps the index in 16 bits");
 const _: () = assert!(MAX_HEAD_BYTES <= TX_ARENA_BYTES);
 
 /// Identifies a UDP socket owned by one shard: the low 16 bits index that shard's socket table,
@@ -138,10 +135,7 @@ impl Udp {
         let zero_hdr: libc::mmsghdr = unsafe { mem::zeroed() };
         // SAFETY: sockaddr_storage is plain data; all-zero is valid.
         let zero_name: libc::sockaddr_storage = unsafe { mem::zeroed() };
-        let zero_iov = libc::iovec {
-            iov_base: ptr::null_mut(),
-            iov_len: 0,
-        };
+        let zero_iov = libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 };
         Udp {
             slots: Vec::with_capacity(MAX_SOCKETS_PER_SHARD),
             free: Vec::with_capacity(MAX_SOCKETS_PER_SHARD),
@@ -181,21 +175,15 @@ impl Udp {
     }
 
     fn slot(&self, id: SocketId) -> Option<&Slot> {
-        self.slots
-            .get(id.index())
-            .filter(|s| s.generation == id.generation() && s.socket.is_some())
+        self.slots.get(id.index()).filter(|s| s.generation == id.generation() && s.socket.is_some())
     }
 
     pub(crate) fn raw_fd(&self, id: SocketId) -> Option<RawFd> {
-        self.slot(id)
-            .and_then(|s| s.socket.as_ref())
-            .map(|s| s.as_raw_fd())
+        self.slot(id).and_then(|s| s.socket.as_ref()).map(|s| s.as_raw_fd())
     }
 
     pub(crate) fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
-        self.slot(id)
-            .and_then(|s| s.socket.as_ref())
-            .and_then(|s| s.local_addr().ok())
+        self.slot(id).and_then(|s| s.socket.as_ref()).and_then(|s| s.local_addr().ok())
     }
 
     pub(crate) fn bind(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
@@ -217,12 +205,7 @@ impl Udp {
         let generation = self.slots.get(index).map_or(0, |s| s.generation);
         let id = SocketId::new(index, generation);
         self.epoll.add(fd, id.0 as u64)?;
-        let slot = Slot {
-            socket: Some(socket),
-            generation,
-            first: NO_ENTRY,
-            last: NO_ENTRY,
-        };
+        let slot = Slot { socket: Some(socket), generation, first: NO_ENTRY, last: NO_ENTRY };
         if index == self.slots.len() {
             self.slots.push(slot);
         } else {
@@ -258,9 +241,7 @@ impl Udp {
             self.counters.tx_dropped += 1;
             return;
         }
-        if self.tx.entries.len() == MAX_TX_ENTRIES
-            || self.tx.arena_used + head.len() > TX_ARENA_BYTES
-        {
+        if self.tx.entries.len() == MAX_TX_ENTRIES || self.tx.arena_used + head.len() > TX_ARENA_BYTES {
             self.flush();
         }
         let offset = self.tx.arena_used;
@@ -340,11 +321,8 @@ impl TxQueue {
             let start_pos = pos;
             let start_iov = iov;
             let mut segments = 0;
-            let max_segments = if self.gso && seg_size > 0 {
-                MAX_GSO_SEGMENTS.min(MAX_GSO_BYTES / seg_size).max(1)
-            } else {
-                1
-            };
+            let max_segments =
+                if self.gso && seg_size > 0 { MAX_GSO_SEGMENTS.min(MAX_GSO_BYTES / seg_size).max(1) } else { 1 };
             while pos < self.order.len() && segments < max_segments {
                 let e = &self.entries[self.order[pos] as usize];
                 let len = e.len();
@@ -360,10 +338,7 @@ impl TxQueue {
                 }
                 if e.body_len > 0 {
                     // The kernel only reads through this pointer (sendmmsg).
-                    self.iovecs[iov] = libc::iovec {
-                        iov_base: e.body_ptr as *mut libc::c_void,
-                        iov_len: e.body_len,
-                    };
+                    self.iovecs[iov] = libc::iovec { iov_base: e.body_ptr as *mut libc::c_void, iov_len: e.body_len };
                     iov += 1;
                 }
                 segments += 1;
@@ -385,8 +360,7 @@ impl TxQueue {
                 let buf = &mut self.cmsgs[k];
                 m.msg_control = buf.0.as_mut_ptr().cast();
                 // SAFETY: CMSG_SPACE is a pure size computation.
-                m.msg_controllen =
-                    unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
+                m.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
                 debug_assert!(m.msg_controllen <= mem::size_of::<CmsgBuf>());
                 // SAFETY: msg_control points to an aligned buffer of at least msg_controllen
                 // bytes, so CMSG_FIRSTHDR returns a valid, writable cmsghdr with room for a u16.
@@ -401,10 +375,7 @@ impl TxQueue {
                 m.msg_control = ptr::null_mut();
                 m.msg_controllen = 0;
             }
-            self.meta[k] = MsgMeta {
-                start: start_pos as u32,
-                segments: segments as u32,
-            };
+            self.meta[k] = MsgMeta { start: start_pos as u32, segments: segments as u32 };
             k += 1;
         }
         (k, pos)
@@ -417,8 +388,7 @@ impl TxQueue {
             // SAFETY: hdrs[sent..n] were built by `build` and point into the arena, the iovec,
             // name and cmsg arrays (all alive and unmoved) and to bodies the caller keeps valid
             // until this flush completes.
-            let ret =
-                unsafe { libc::sendmmsg(fd, self.hdrs[sent..].as_mut_ptr(), (n - sent) as u32, 0) };
+            let ret = unsafe { libc::sendmmsg(fd, self.hdrs[sent..].as_mut_ptr(), (n - sent) as u32, 0) };
             if ret > 0 {
                 for meta in &self.meta[sent..sent + ret as usize] {
                     counters.tx_packets += meta.segments as u64;
@@ -429,28 +399,17 @@ impl TxQueue {
                 sent += ret as usize;
                 continue;
             }
-            let err = if ret == 0 {
-                libc::EAGAIN
-            } else {
-                io::Error::last_os_error().raw_os_error().unwrap_or(0)
-            };
+            let err = if ret == 0 { libc::EAGAIN } else { io::Error::last_os_error().raw_os_error().unwrap_or(0) };
             let meta = self.meta[sent];
             match err {
                 libc::EINTR => {}
                 libc::EAGAIN | libc::ENOBUFS => {
                     // Socket buffer full: drop the rest rather than stall the shard.
-                    counters.tx_dropped += self.meta[sent..n]
-                        .iter()
-                        .map(|m| m.segments as u64)
-                        .sum::<u64>();
+                    counters.tx_dropped += self.meta[sent..n].iter().map(|m| m.segments as u64).sum::<u64>();
                     return Ok(());
                 }
-                libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP
-                    if meta.segments > 1 =>
-                {
-                    return Err(GsoRefused {
-                        pos: meta.start as usize,
-                    });
+                libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP if meta.segments > 1 => {
+                    return Err(GsoRefused { pos: meta.start as usize });
                 }
                 _ => {
                     // This message is bad (too big, unroutable...): drop it, keep the others.
@@ -486,14 +445,7 @@ impl RxBatch {
         let zero_name: libc::sockaddr_storage = unsafe { mem::zeroed() };
         RxBatch {
             bufs: vec![0u8; MAX_RX_BATCH * RX_BUFFER_BYTES].into_boxed_slice(),
-            iovecs: vec![
-                libc::iovec {
-                    iov_base: ptr::null_mut(),
-                    iov_len: 0
-                };
-                MAX_RX_BATCH
-            ]
-            .into_boxed_slice(),
+            iovecs: vec![libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; MAX_RX_BATCH].into_boxed_slice(),
             names: vec![zero_name; MAX_RX_BATCH].into_boxed_slice(),
             hdrs: vec![zero_hdr; MAX_RX_BATCH].into_boxed_slice(),
         }
@@ -520,13 +472,7 @@ impl RxBatch {
             // SAFETY: every header points to its own name buffer and a single iovec covering a
             // distinct RX_BUFFER_BYTES slice of `bufs`; all stay alive and unmoved for the call.
             let ret = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    self.hdrs.as_mut_ptr(),
-                    MAX_RX_BATCH as u32,
-                    libc::MSG_DONTWAIT,
-                    ptr::null_mut(),
-                )
+                libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), MAX_RX_BATCH as u32, libc::MSG_DONTWAIT, ptr::null_mut())
             };
             if ret >= 0 {
                 return Ok(ret as usize);
@@ -544,8 +490,7 @@ impl RxBatch {
         if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
             return Err(RxSkip::Truncated);
         }
-        let src = sys::read_sockaddr(&self.names[i], hdr.msg_hdr.msg_namelen)
-            .ok_or(RxSkip::BadAddress)?;
+        let src = sys::read_sockaddr(&self.names[i], hdr.msg_hdr.msg_namelen).ok_or(RxSkip::BadAddress)?;
         let len = (hdr.msg_len as usize).min(RX_BUFFER_BYTES);
         let start = i * RX_BUFFER_BYTES;
         Ok((src, &mut self.bufs[start..start + len]))

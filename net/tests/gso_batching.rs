@@ -56,10 +56,7 @@ fn thirty_two_equal(fallback: bool) {
         assert!(!gso_on);
         assert_eq!(gso_messages, 0);
     } else if gso_on {
-        assert_eq!(
-            gso_messages, 1,
-            "32 equal datagrams should be one GSO message"
-        );
+        assert_eq!(gso_messages, 1, "32 equal datagrams should be one GSO message");
     } else {
         eprintln!("kernel refused GSO; the fallback delivered instead");
     }
@@ -101,12 +98,7 @@ fn mixed(fallback: bool) {
     call(&h, move |_, io| {
         for (i, (to_b, short)) in sent.into_iter().enumerate() {
             let body: &'static [u8] = if short { &BODY[..10] } else { &BODY[..] };
-            io.send(
-                sock,
-                if to_b { db } else { da },
-                &(i as u32).to_be_bytes(),
-                body,
-            );
+            io.send(sock, if to_b { db } else { da }, &(i as u32).to_be_bytes(), body);
         }
     });
     let pick = |want_b: bool| -> Vec<Vec<u8>> {
@@ -155,9 +147,7 @@ fn more_than_the_queue_holds_flushes_early_and_loses_nothing() {
     // demand every datagram only when the kernel granted a buffer large enough to hold them.
     let all_fit = receiver.rcvbuf() >= 4 << 20;
     let mut buf = [0u8; 2048];
-    receiver
-        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
-        .unwrap();
+    receiver.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
     let mut next = 0u32;
     while let Ok(n) = receiver.recv(&mut buf) {
         assert_eq!(n, 24);

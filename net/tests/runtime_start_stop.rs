@@ -9,21 +9,10 @@ use shardsfu_net::{Runtime, RuntimeConfig, SubmitError};
 fn two_shards_start_and_stop_calling_on_stop() {
     let infos = Arc::new(Mutex::new(Vec::new()));
     let seen = infos.clone();
-    let config = RuntimeConfig {
-        shards: 2,
-        pin: true,
-        ..RuntimeConfig::default()
-    };
+    let config = RuntimeConfig { shards: 2, pin: true, ..RuntimeConfig::default() };
     let rt = Runtime::start(config, move |info| {
         seen.lock().unwrap().push(info);
-        TestService {
-            info,
-            echo_prefix: None,
-            on_stop: None,
-            received: 0,
-            timer: None,
-            timer_fired: None,
-        }
+        TestService { info, echo_prefix: None, on_stop: None, received: 0, timer: None, timer_fired: None }
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rt.shard_count(), 2);
@@ -55,10 +44,7 @@ fn two_shards_start_and_stop_calling_on_stop() {
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"bye");
     }
-    assert!(matches!(
-        handle.submit(job(|_, _| {})),
-        Err(SubmitError::Stopped(_))
-    ));
+    assert!(matches!(handle.submit(job(|_, _| {})), Err(SubmitError::Stopped(_))));
     assert!(handle.load().tx_packets >= 1);
 }
 
@@ -68,8 +54,5 @@ fn drop_stops_the_runtime() {
     let h = rt.handle(1);
     assert_eq!(call(&h, |s, _| s.info.index), 1);
     drop(rt);
-    assert!(matches!(
-        h.submit(job(|_, _| {})),
-        Err(SubmitError::Stopped(_))
-    ));
+    assert!(matches!(h.submit(job(|_, _| {})), Err(SubmitError::Stopped(_))));
 }

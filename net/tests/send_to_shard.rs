@@ -41,11 +41,7 @@ fn a_full_peer_ring_gives_the_command_back() {
         }))
         .unwrap();
     started_rx.recv_timeout(WAIT).unwrap();
-    let accepted = call(&rt.handle(0), |_, io| {
-        (0..10)
-            .filter(|_| io.send_to_shard(1, job(|_, _| {})).is_ok())
-            .count()
-    });
+    let accepted = call(&rt.handle(0), |_, io| (0..10).filter(|_| io.send_to_shard(1, job(|_, _| {})).is_ok()).count());
     assert_eq!(accepted, 4);
     block_tx.send(()).unwrap();
     rt.shutdown();

@@ -22,11 +22,7 @@ fn a_parked_shard_fires_its_timer_on_time() {
         });
         let fired = rx.recv_timeout(WAIT).expect("timer never fired");
         assert!(fired >= deadline, "fired early");
-        assert!(
-            fired - deadline < Duration::from_millis(60),
-            "fired {:?} late",
-            fired - deadline
-        );
+        assert!(fired - deadline < Duration::from_millis(60), "fired {:?} late", fired - deadline);
     }
     rt.shutdown();
 }

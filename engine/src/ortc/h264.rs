@@ -23,9 +23,7 @@ pub mod level {
     pub const LEVEL_1_1: u8 = 11;
     pub const LEVEL_3_1: u8 = 31;
     /// Every level_idc the parser accepts (1b excluded: it shares idc 11 with 1.1).
-    pub const KNOWN: [u8; 16] = [
-        10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51, 52,
-    ];
+    pub const KNOWN: [u8; 16] = [10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51, 52];
 }
 
 /// A parsed `profile-level-id`.
@@ -37,10 +35,8 @@ pub struct ProfileLevelId {
 
 /// Used when the SDP carries no `profile-level-id` (RFC 6184: baseline, level 1 in theory;
 /// libwebrtc and mediasoup assume constrained baseline 3.1).
-pub const DEFAULT_PROFILE_LEVEL_ID: ProfileLevelId = ProfileLevelId {
-    profile: H264Profile::ConstrainedBaseline,
-    level: level::LEVEL_3_1,
-};
+pub const DEFAULT_PROFILE_LEVEL_ID: ProfileLevelId =
+    ProfileLevelId { profile: H264Profile::ConstrainedBaseline, level: level::LEVEL_3_1 };
 
 const CONSTRAINT_SET3_FLAG: u8 = 0x10;
 
@@ -183,22 +179,15 @@ pub fn generate_profile_level_id_for_answer(
     if profile_level_id_text(local).is_none() && profile_level_id_text(remote).is_none() {
         return Ok(None);
     }
-    let local_id = parse_sdp_profile_level_id(local)
-        .ok_or_else(|| Error::type_error("invalid local_profile_level_id"))?;
-    let remote_id = parse_sdp_profile_level_id(remote)
-        .ok_or_else(|| Error::type_error("invalid remote_profile_level_id"))?;
+    let local_id =
+        parse_sdp_profile_level_id(local).ok_or_else(|| Error::type_error("invalid local_profile_level_id"))?;
+    let remote_id =
+        parse_sdp_profile_level_id(remote).ok_or_else(|| Error::type_error("invalid remote_profile_level_id"))?;
     if local_id.profile != remote_id.profile {
         return Err(Error::type_error("H264 Profile mismatch"));
     }
     let asymmetry_allowed = is_level_asymmetry_allowed(local) && is_level_asymmetry_allowed(remote);
     // Without asymmetry the answer may not raise the level above the offer's.
-    let level = if asymmetry_allowed {
-        local_id.level
-    } else {
-        min_level(local_id.level, remote_id.level)
-    };
-    Ok(profile_level_id_to_string(ProfileLevelId {
-        profile: local_id.profile,
-        level,
-    }))
+    let level = if asymmetry_allowed { local_id.level } else { min_level(local_id.level, remote_id.level) };
+    Ok(profile_level_id_to_string(ProfileLevelId { profile: local_id.profile, level }))
 }

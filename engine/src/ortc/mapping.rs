@@ -11,9 +11,9 @@ use super::validation::{validate_rtp_capabilities, validate_rtp_codec_capability
 use super::{RtpMapping, RtpMappingCodec, RtpMappingEncoding};
 use crate::error::{Error, Result};
 use crate::rtp_parameters::{
-    uri, CodecParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities,
-    RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionDirection,
-    RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
+    uri, CodecParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
+    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionDirection, RtpHeaderExtensionParameters,
+    RtpParameters, RtxParameters,
 };
 
 fn caps_codecs(caps: &RtpCapabilities) -> &[RtpCodecCapability] {
@@ -45,10 +45,7 @@ pub fn get_producer_rtp_parameters_mapping(
         if is_rtx_codec(codec) {
             continue;
         }
-        let Some(cap_index) = cap_codecs
-            .iter()
-            .position(|cap_codec| match_codecs_and_modify(codec, cap_codec))
-        else {
+        let Some(cap_index) = cap_codecs.iter().position(|cap_codec| match_codecs_and_modify(codec, cap_codec)) else {
             return Err(Error::unsupported(format!(
                 "unsupported codec [mimeType:{}, payloadType:{}]",
                 codec.mime_type, codec.payload_type
@@ -61,27 +58,16 @@ pub fn get_producer_rtp_parameters_mapping(
         if !is_rtx_codec(codec) {
             continue;
         }
-        let media_index = producer
-            .codecs
-            .iter()
-            .position(|media| Some(u64::from(media.payload_type)) == codec.apt())
-            .ok_or_else(|| {
-                Error::type_error(format!(
-                    "missing media codec found for RTX PT {}",
-                    codec.payload_type
-                ))
-            })?;
+        let media_index =
+            producer.codecs.iter().position(|media| Some(u64::from(media.payload_type)) == codec.apt()).ok_or_else(
+                || Error::type_error(format!("missing media codec found for RTX PT {}", codec.payload_type)),
+            )?;
         // An RTX codec whose apt names another RTX codec has no matched media codec.
         let cap_media = matched
             .iter()
             .find(|(producer_index, _)| *producer_index == media_index)
             .map(|&(_, cap_index)| &cap_codecs[cap_index])
-            .ok_or_else(|| {
-                Error::type_error(format!(
-                    "missing media codec found for RTX PT {}",
-                    codec.payload_type
-                ))
-            })?;
+            .ok_or_else(|| Error::type_error(format!("missing media codec found for RTX PT {}", codec.payload_type)))?;
         let cap_media_pt = cap_media.preferred_payload_type.map(u64::from);
         let cap_rtx_index = cap_codecs
             .iter()
@@ -100,10 +86,7 @@ pub fn get_producer_rtp_parameters_mapping(
         let mapped_payload_type = cap_codecs[cap_index]
             .preferred_payload_type
             .ok_or_else(|| Error::type_error("capability codec without preferredPayloadType"))?;
-        codecs.push(RtpMappingCodec {
-            payload_type: producer.codecs[index].payload_type,
-            mapped_payload_type,
-        });
+        codecs.push(RtpMappingCodec { payload_type: producer.codecs[index].payload_type, mapped_payload_type });
     }
 
     let encodings = producer
@@ -115,10 +98,7 @@ pub fn get_producer_rtp_parameters_mapping(
         .map(|(encoding, i)| RtpMappingEncoding {
             ssrc: encoding.ssrc.filter(|&ssrc| ssrc != 0),
             rid: encoding.rid.clone().filter(|rid| !rid.is_empty()),
-            scalability_mode: encoding
-                .scalability_mode
-                .clone()
-                .filter(|mode| !mode.is_empty()),
+            scalability_mode: encoding.scalability_mode.clone().filter(|mode| !mode.is_empty()),
             mapped_ssrc: mapped_ssrc_base.wrapping_add(i),
         })
         .collect();
@@ -149,9 +129,7 @@ pub fn get_consumable_rtp_parameters(
             .iter()
             .find(|entry| entry.payload_type == codec.payload_type)
             .map(|entry| entry.mapped_payload_type)
-            .ok_or_else(|| {
-                Error::type_error(format!("no mapping for codec PT {}", codec.payload_type))
-            })?;
+            .ok_or_else(|| Error::type_error(format!("no mapping for codec PT {}", codec.payload_type)))?;
         let cap = cap_codecs
             .iter()
             .find(|cap| cap.preferred_payload_type == Some(mapped_pt))
@@ -165,13 +143,11 @@ pub fn get_consumable_rtp_parameters(
             parameters: codec.parameters.clone(),
             rtcp_feedback: cap.rtcp_feedback.clone(),
         });
-        let rtx = cap_codecs
-            .iter()
-            .find(|cap| is_rtx_codec(*cap) && cap.apt() == Some(u64::from(mapped_pt)));
+        let rtx = cap_codecs.iter().find(|cap| is_rtx_codec(*cap) && cap.apt() == Some(u64::from(mapped_pt)));
         if let Some(rtx) = rtx {
-            let payload_type = rtx.preferred_payload_type.ok_or_else(|| {
-                Error::type_error("capability codec without preferredPayloadType")
-            })?;
+            let payload_type = rtx
+                .preferred_payload_type
+                .ok_or_else(|| Error::type_error("capability codec without preferredPayloadType"))?;
             codecs.push(RtpCodecParameters {
                 mime_type: rtx.mime_type.clone(),
                 payload_type,
@@ -192,10 +168,7 @@ pub fn get_consumable_rtp_parameters(
             ext.kind == kind
                 && matches!(
                     ext.direction,
-                    Some(
-                        RtpHeaderExtensionDirection::Sendrecv
-                            | RtpHeaderExtensionDirection::Sendonly
-                    )
+                    Some(RtpHeaderExtensionDirection::Sendrecv | RtpHeaderExtensionDirection::Sendonly)
                 )
         })
         .map(|ext| RtpHeaderExtensionParameters {
@@ -208,9 +181,7 @@ pub fn get_consumable_rtp_parameters(
 
     let producer_encodings = params.encodings.as_deref().unwrap_or_default();
     if producer_encodings.len() > mapping.encodings.len() {
-        return Err(Error::type_error(
-            "mapping has fewer encodings than the parameters",
-        ));
+        return Err(Error::type_error("mapping has fewer encodings than the parameters"));
     }
     let encodings = producer_encodings
         .iter()
@@ -230,10 +201,7 @@ pub fn get_consumable_rtp_parameters(
         codecs,
         header_extensions: Some(header_extensions),
         encodings: Some(encodings),
-        rtcp: Some(RtcpParameters {
-            cname,
-            reduced_size: Some(true),
-        }),
+        rtcp: Some(RtcpParameters { cname, reduced_size: Some(true) }),
         msid: None,
     })
 }
@@ -245,10 +213,8 @@ pub fn can_consume(consumable: &RtpParameters, caps: &RtpCapabilities) -> Result
     let mut caps = caps.clone();
     validate_rtp_capabilities(&mut caps)?;
     let cap_codecs = caps_codecs(&caps);
-    let first_matching = consumable
-        .codecs
-        .iter()
-        .find(|codec| cap_codecs.iter().any(|cap| match_codecs(cap, *codec, true)));
+    let first_matching =
+        consumable.codecs.iter().find(|codec| cap_codecs.iter().any(|cap| match_codecs(cap, *codec, true)));
     Ok(first_matching.is_some_and(|codec| !is_rtx_codec(codec)))
 }
 
@@ -258,10 +224,7 @@ fn has_header_extension(list: &[RtpHeaderExtensionParameters], uri: &str) -> boo
 
 /// Keeps transport-cc over REMB: drops `goog-remb` when transport-wide-cc is negotiated,
 /// `transport-cc` when only abs-send-time is, and both when neither is.
-fn reduce_congestion_feedback(
-    codecs: &mut [RtpCodecParameters],
-    exts: &[RtpHeaderExtensionParameters],
-) {
+fn reduce_congestion_feedback(codecs: &mut [RtpCodecParameters], exts: &[RtpHeaderExtensionParameters]) {
     let drop: &[&str] = if has_header_extension(exts, uri::TRANSPORT_WIDE_CC) {
         &["goog-remb"]
     } else if has_header_extension(exts, uri::ABS_SEND_TIME) {
@@ -309,10 +272,7 @@ pub fn get_consumer_rtp_parameters(
         if !enable_rtx && is_rtx_codec(codec) {
             continue;
         }
-        let Some(cap) = cap_codecs
-            .iter()
-            .find(|cap| match_codecs(*cap, codec, true))
-        else {
+        let Some(cap) = cap_codecs.iter().find(|cap| match_codecs(*cap, codec, true)) else {
             continue;
         };
         let feedback = cap
@@ -322,21 +282,13 @@ pub fn get_consumer_rtp_parameters(
             .filter(|fb| enable_rtx || fb.r#type != "nack" || has_parameter(fb))
             .cloned()
             .collect();
-        codecs.push(RtpCodecParameters {
-            rtcp_feedback: Some(feedback),
-            ..codec.clone()
-        });
+        codecs.push(RtpCodecParameters { rtcp_feedback: Some(feedback), ..codec.clone() });
     }
 
     // Drop RTX codecs whose media codec did not make it.
-    let media_pts: Vec<u64> = codecs
-        .iter()
-        .filter(|codec| !is_rtx_codec(*codec))
-        .map(|codec| u64::from(codec.payload_type))
-        .collect();
-    codecs.retain(|codec| {
-        !is_rtx_codec(codec) || codec.apt().is_some_and(|apt| media_pts.contains(&apt))
-    });
+    let media_pts: Vec<u64> =
+        codecs.iter().filter(|codec| !is_rtx_codec(*codec)).map(|codec| u64::from(codec.payload_type)).collect();
+    codecs.retain(|codec| !is_rtx_codec(codec) || codec.apt().is_some_and(|apt| media_pts.contains(&apt)));
     let rtx_supported = codecs.iter().any(is_rtx_codec);
 
     if codecs.first().is_none_or(is_rtx_codec) {
@@ -348,11 +300,7 @@ pub fn get_consumer_rtp_parameters(
         .header_extensions
         .iter()
         .flatten()
-        .filter(|ext| {
-            remote_exts
-                .iter()
-                .any(|cap| cap.preferred_id == ext.id && cap.uri == ext.uri)
-        })
+        .filter(|ext| remote_exts.iter().any(|cap| cap.preferred_id == ext.id && cap.uri == ext.uri))
         .cloned()
         .collect();
     reduce_congestion_feedback(&mut codecs, &header_extensions);
@@ -375,31 +323,18 @@ pub fn get_consumer_rtp_parameters(
 }
 
 /// The one encoding of a non-pipe consumer.
-fn single_encoding(
-    consumable: &[RtpEncodingParameters],
-    rtx_supported: bool,
-    ssrc: u32,
-) -> RtpEncodingParameters {
-    let mut scalability_mode = consumable.iter().find_map(|encoding| {
-        encoding
-            .scalability_mode
-            .clone()
-            .filter(|mode| !mode.is_empty())
-    });
+fn single_encoding(consumable: &[RtpEncodingParameters], rtx_supported: bool, ssrc: u32) -> RtpEncodingParameters {
+    let mut scalability_mode =
+        consumable.iter().find_map(|encoding| encoding.scalability_mode.clone().filter(|mode| !mode.is_empty()));
     // Simulcast: each stream becomes a spatial layer.
     if consumable.len() > 1 {
         let temporal = parse_scalability_mode(scalability_mode.as_deref()).temporal_layers;
         scalability_mode = Some(format!("L{}T{}", consumable.len(), temporal));
     }
-    let max_bitrate = consumable
-        .iter()
-        .filter_map(|encoding| encoding.max_bitrate)
-        .max();
+    let max_bitrate = consumable.iter().filter_map(|encoding| encoding.max_bitrate).max();
     RtpEncodingParameters {
         ssrc: Some(ssrc),
-        rtx: rtx_supported.then(|| RtxParameters {
-            ssrc: ssrc.wrapping_add(1),
-        }),
+        rtx: rtx_supported.then(|| RtxParameters { ssrc: ssrc.wrapping_add(1) }),
         scalability_mode,
         max_bitrate: max_bitrate.filter(|&bitrate| bitrate > 0),
         ..RtpEncodingParameters::default()
@@ -418,9 +353,7 @@ fn pipe_encodings(
         .zip(0u32..)
         .map(|(encoding, i)| RtpEncodingParameters {
             ssrc: Some(ssrc.wrapping_add(i)),
-            rtx: with_rtx.then(|| RtxParameters {
-                ssrc: rtx_ssrc.wrapping_add(i),
-            }),
+            rtx: with_rtx.then(|| RtxParameters { ssrc: rtx_ssrc.wrapping_add(i) }),
             ..encoding.clone()
         })
         .collect()
@@ -453,27 +386,17 @@ pub fn get_pipe_consumer_rtp_parameters(
                 })
                 .cloned()
                 .collect();
-            RtpCodecParameters {
-                rtcp_feedback: Some(feedback),
-                ..codec.clone()
-            }
+            RtpCodecParameters { rtcp_feedback: Some(feedback), ..codec.clone() }
         })
         .collect();
     let header_extensions = consumable
         .header_extensions
         .iter()
         .flatten()
-        .filter(|ext| {
-            ![uri::MID, uri::ABS_SEND_TIME, uri::TRANSPORT_WIDE_CC].contains(&ext.uri.as_str())
-        })
+        .filter(|ext| ![uri::MID, uri::ABS_SEND_TIME, uri::TRANSPORT_WIDE_CC].contains(&ext.uri.as_str()))
         .cloned()
         .collect();
-    let encodings = pipe_encodings(
-        consumable.encodings.as_deref().unwrap_or_default(),
-        enable_rtx,
-        ssrc,
-        rtx_ssrc,
-    );
+    let encodings = pipe_encodings(consumable.encodings.as_deref().unwrap_or_default(), enable_rtx, ssrc, rtx_ssrc);
     RtpParameters {
         mid: None,
         codecs,

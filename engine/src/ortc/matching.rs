@@ -2,9 +2,7 @@
 //! parameter codecs.
 
 use super::h264;
-use crate::rtp_parameters::{
-    CodecParameters, ParameterValue, RtpCodecCapability, RtpCodecParameters,
-};
+use crate::rtp_parameters::{CodecParameters, ParameterValue, RtpCodecCapability, RtpCodecParameters};
 
 /// The fields matching reads from a codec, whether it comes from capabilities or parameters.
 pub trait CodecLike {
@@ -80,19 +78,11 @@ enum ProfileLevelIdUpdate {
 }
 
 /// A parameter with a default for when it is absent (`params[key] || 0` in mediasoup).
-fn parameter_or_zero<'a>(
-    codec: &'a impl CodecLike,
-    key: &str,
-    zero: &'a ParameterValue,
-) -> &'a ParameterValue {
+fn parameter_or_zero<'a>(codec: &'a impl CodecLike, key: &str, zero: &'a ParameterValue) -> &'a ParameterValue {
     codec.parameter(key).unwrap_or(zero)
 }
 
-fn match_inner(
-    a: &impl CodecLike,
-    b: &impl CodecLike,
-    strict: bool,
-) -> Option<ProfileLevelIdUpdate> {
+fn match_inner(a: &impl CodecLike, b: &impl CodecLike, strict: bool) -> Option<ProfileLevelIdUpdate> {
     let mime_type = a.mime_type().to_ascii_lowercase();
     if mime_type != b.mime_type().to_ascii_lowercase()
         || a.clock_rate() != b.clock_rate()
@@ -118,8 +108,7 @@ fn match_inner(
             if !h264::is_same_profile(a.parameters(), b.parameters()) {
                 return None;
             }
-            return match h264::generate_profile_level_id_for_answer(a.parameters(), b.parameters())
-            {
+            return match h264::generate_profile_level_id_for_answer(a.parameters(), b.parameters()) {
                 Ok(Some(id)) => Some(ProfileLevelIdUpdate::Set(id)),
                 Ok(None) => Some(ProfileLevelIdUpdate::Remove),
                 Err(_) => None,
@@ -127,11 +116,7 @@ fn match_inner(
         }
         // Profiles of VP9 (`profile-id`) and AV1 (`profile`) default to 0.
         "video/vp9" | "video/av1" if strict => {
-            let key = if mime_type == "video/vp9" {
-                "profile-id"
-            } else {
-                "profile"
-            };
+            let key = if mime_type == "video/vp9" { "profile-id" } else { "profile" };
             if parameter_or_zero(a, key, &zero) != parameter_or_zero(b, key, &zero) {
                 return None;
             }
@@ -157,8 +142,7 @@ pub fn match_codecs_and_modify(a: &mut impl CodecLike, b: &impl CodecLike) -> bo
         None => false,
         Some(ProfileLevelIdUpdate::Keep) => true,
         Some(ProfileLevelIdUpdate::Set(id)) => {
-            a.parameters_mut()
-                .insert("profile-level-id".to_owned(), ParameterValue::String(id));
+            a.parameters_mut().insert("profile-level-id".to_owned(), ParameterValue::String(id));
             true
         }
         Some(ProfileLevelIdUpdate::Remove) => {

@@ -23,20 +23,17 @@ pub mod validation;
 use serde::{Deserialize, Serialize};
 
 pub use mapping::{
-    can_consume, get_consumable_rtp_parameters, get_consumer_rtp_parameters,
-    get_pipe_consumer_rtp_parameters, get_producer_rtp_parameters_mapping,
+    can_consume, get_consumable_rtp_parameters, get_consumer_rtp_parameters, get_pipe_consumer_rtp_parameters,
+    get_producer_rtp_parameters_mapping,
 };
-pub use matching::{
-    is_rtx_codec, is_rtx_mime_type, match_codecs, match_codecs_and_modify, CodecLike,
-};
+pub use matching::{is_rtx_codec, is_rtx_mime_type, match_codecs, match_codecs_and_modify, CodecLike};
 pub use router_caps::{generate_router_rtp_capabilities, DYNAMIC_PAYLOAD_TYPES};
 pub use scalability::{parse_scalability_mode, ScalabilityMode};
 pub use supported::supported_rtp_capabilities;
 pub use validation::{
-    validate_rtcp_feedback, validate_rtcp_parameters, validate_rtp_capabilities,
-    validate_rtp_codec_capability, validate_rtp_codec_parameters, validate_rtp_encoding_parameters,
-    validate_rtp_header_extension, validate_rtp_header_extension_parameters,
-    validate_rtp_parameters,
+    validate_rtcp_feedback, validate_rtcp_parameters, validate_rtp_capabilities, validate_rtp_codec_capability,
+    validate_rtp_codec_parameters, validate_rtp_encoding_parameters, validate_rtp_header_extension,
+    validate_rtp_header_extension_parameters, validate_rtp_parameters,
 };
 
 /// A producer codec's payload type and the router payload type it maps to.

@@ -11,11 +11,7 @@ pub struct ScalabilityMode {
 
 impl Default for ScalabilityMode {
     fn default() -> Self {
-        ScalabilityMode {
-            spatial_layers: 1,
-            temporal_layers: 1,
-            ksvc: false,
-        }
+        ScalabilityMode { spatial_layers: 1, temporal_layers: 1, ksvc: false }
     }
 }
 
@@ -29,9 +25,7 @@ fn layer_count(s: &str) -> Option<(u8, &str)> {
         return None;
     }
     match bytes.get(1) {
-        Some(second) if second.is_ascii_digit() => {
-            Some(((first - b'0') * 10 + (second - b'0'), &s[2..]))
-        }
+        Some(second) if second.is_ascii_digit() => Some(((first - b'0') * 10 + (second - b'0'), &s[2..])),
         _ => Some((first - b'0', &s[1..])),
     }
 }
@@ -48,9 +42,5 @@ fn parse(mode: &str) -> Option<ScalabilityMode> {
     // Backtracking to a one digit count cannot help: its next character would be a digit, not 'T'.
     let rest = rest.strip_prefix('T')?;
     let (temporal, rest) = layer_count(rest)?;
-    Some(ScalabilityMode {
-        spatial_layers: spatial,
-        temporal_layers: temporal,
-        ksvc: rest.starts_with("_KEY"),
-    })
+    Some(ScalabilityMode { spatial_layers: spatial, temporal_layers: temporal, ksvc: rest.starts_with("_KEY") })
 }

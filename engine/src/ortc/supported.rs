@@ -6,8 +6,8 @@
 //! Router capabilities are generated from a validated copy (see [`super::router_caps`]).
 
 use crate::rtp_parameters::{
-    uri, CodecParameters, MediaKind, ParameterValue, RtcpFeedback, RtpCapabilities,
-    RtpCodecCapability, RtpHeaderExtension, RtpHeaderExtensionDirection,
+    uri, CodecParameters, MediaKind, ParameterValue, RtcpFeedback, RtpCapabilities, RtpCodecCapability,
+    RtpHeaderExtension, RtpHeaderExtensionDirection,
 };
 
 /// One audio codec row: mime type, static payload type, clock rate, channels.
@@ -35,66 +35,18 @@ const fn audio(
     channels: Option<u8>,
     feedback: AudioFeedback,
 ) -> AudioRow {
-    AudioRow {
-        mime_type,
-        preferred_payload_type,
-        clock_rate,
-        channels,
-        feedback,
-    }
+    AudioRow { mime_type, preferred_payload_type, clock_rate, channels, feedback }
 }
 
 /// Audio codecs in mediasoup's order (multiopus rows get their parameters below).
 const AUDIO_ROWS: [AudioRow; 19] = [
-    audio(
-        "audio/opus",
-        None,
-        48000,
-        Some(2),
-        AudioFeedback::NackAndTransportCc,
-    ),
-    audio(
-        "audio/multiopus",
-        None,
-        48000,
-        Some(4),
-        AudioFeedback::NackAndTransportCc,
-    ),
-    audio(
-        "audio/multiopus",
-        None,
-        48000,
-        Some(6),
-        AudioFeedback::NackAndTransportCc,
-    ),
-    audio(
-        "audio/multiopus",
-        None,
-        48000,
-        Some(8),
-        AudioFeedback::NackAndTransportCc,
-    ),
-    audio(
-        "audio/PCMU",
-        Some(0),
-        8000,
-        None,
-        AudioFeedback::TransportCc,
-    ),
-    audio(
-        "audio/PCMA",
-        Some(8),
-        8000,
-        None,
-        AudioFeedback::TransportCc,
-    ),
-    audio(
-        "audio/G722",
-        Some(9),
-        8000,
-        None,
-        AudioFeedback::TransportCc,
-    ),
+    audio("audio/opus", None, 48000, Some(2), AudioFeedback::NackAndTransportCc),
+    audio("audio/multiopus", None, 48000, Some(4), AudioFeedback::NackAndTransportCc),
+    audio("audio/multiopus", None, 48000, Some(6), AudioFeedback::NackAndTransportCc),
+    audio("audio/multiopus", None, 48000, Some(8), AudioFeedback::NackAndTransportCc),
+    audio("audio/PCMU", Some(0), 8000, None, AudioFeedback::TransportCc),
+    audio("audio/PCMA", Some(8), 8000, None, AudioFeedback::TransportCc),
+    audio("audio/G722", Some(9), 8000, None, AudioFeedback::TransportCc),
     audio("audio/iLBC", None, 8000, None, AudioFeedback::TransportCc),
     audio("audio/SILK", None, 24000, None, AudioFeedback::TransportCc),
     audio("audio/SILK", None, 16000, None, AudioFeedback::TransportCc),
@@ -103,34 +55,10 @@ const AUDIO_ROWS: [AudioRow; 19] = [
     audio("audio/CN", Some(13), 32000, None, AudioFeedback::None),
     audio("audio/CN", Some(13), 16000, None, AudioFeedback::None),
     audio("audio/CN", Some(13), 8000, None, AudioFeedback::None),
-    audio(
-        "audio/telephone-event",
-        None,
-        48000,
-        None,
-        AudioFeedback::None,
-    ),
-    audio(
-        "audio/telephone-event",
-        None,
-        32000,
-        None,
-        AudioFeedback::None,
-    ),
-    audio(
-        "audio/telephone-event",
-        None,
-        16000,
-        None,
-        AudioFeedback::None,
-    ),
-    audio(
-        "audio/telephone-event",
-        None,
-        8000,
-        None,
-        AudioFeedback::None,
-    ),
+    audio("audio/telephone-event", None, 48000, None, AudioFeedback::None),
+    audio("audio/telephone-event", None, 32000, None, AudioFeedback::None),
+    audio("audio/telephone-event", None, 16000, None, AudioFeedback::None),
+    audio("audio/telephone-event", None, 8000, None, AudioFeedback::None),
 ];
 
 /// multiopus layouts: channels, channel_mapping, num_streams, coupled_streams.
@@ -142,13 +70,8 @@ const MULTIOPUS_LAYOUTS: [(u8, &str, u32, u32); 3] = [
 
 /// Video codecs in mediasoup's order; `true` when the row carries
 /// `level-asymmetry-allowed: 1`.
-const VIDEO_ROWS: [(&str, bool); 5] = [
-    ("video/VP8", false),
-    ("video/VP9", false),
-    ("video/H264", true),
-    ("video/H265", true),
-    ("video/AV1", false),
-];
+const VIDEO_ROWS: [(&str, bool); 5] =
+    [("video/VP8", false), ("video/VP9", false), ("video/H264", true), ("video/H265", true), ("video/AV1", false)];
 
 /// Header extensions as `(kind, uri, preferredId, direction)`, mediasoup 3.15/3.16 order.
 /// Ids 6, 7 (frame marking, removed) and 9 are unused on purpose.
@@ -188,26 +111,20 @@ fn video_feedback() -> Vec<RtcpFeedback> {
 
 fn audio_feedback(feedback: AudioFeedback) -> Option<Vec<RtcpFeedback>> {
     match feedback {
-        AudioFeedback::NackAndTransportCc => Some(vec![
-            RtcpFeedback::new("nack", None),
-            RtcpFeedback::new("transport-cc", None),
-        ]),
+        AudioFeedback::NackAndTransportCc => {
+            Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("transport-cc", None)])
+        }
         AudioFeedback::TransportCc => Some(vec![RtcpFeedback::new("transport-cc", None)]),
         AudioFeedback::None => None,
     }
 }
 
 fn multiopus_parameters(channels: u8) -> Option<CodecParameters> {
-    let (_, mapping, num_streams, coupled_streams) = MULTIOPUS_LAYOUTS
-        .iter()
-        .find(|layout| layout.0 == channels)?;
+    let (_, mapping, num_streams, coupled_streams) = MULTIOPUS_LAYOUTS.iter().find(|layout| layout.0 == channels)?;
     let mut parameters = CodecParameters::new();
     parameters.insert("channel_mapping".to_owned(), ParameterValue::from(*mapping));
     parameters.insert("num_streams".to_owned(), ParameterValue::from(*num_streams));
-    parameters.insert(
-        "coupled_streams".to_owned(),
-        ParameterValue::from(*coupled_streams),
-    );
+    parameters.insert("coupled_streams".to_owned(), ParameterValue::from(*coupled_streams));
     Some(parameters)
 }
 
@@ -215,11 +132,8 @@ fn multiopus_parameters(channels: u8) -> Option<CodecParameters> {
 pub fn supported_rtp_capabilities() -> RtpCapabilities {
     let mut codecs = Vec::with_capacity(AUDIO_ROWS.len() + VIDEO_ROWS.len());
     for row in &AUDIO_ROWS {
-        let parameters = if row.mime_type == "audio/multiopus" {
-            row.channels.and_then(multiopus_parameters)
-        } else {
-            None
-        };
+        let parameters =
+            if row.mime_type == "audio/multiopus" { row.channels.and_then(multiopus_parameters) } else { None };
         codecs.push(RtpCodecCapability {
             kind: MediaKind::Audio,
             mime_type: row.mime_type.to_owned(),
@@ -233,10 +147,7 @@ pub fn supported_rtp_capabilities() -> RtpCapabilities {
     for &(mime_type, level_asymmetry_allowed) in &VIDEO_ROWS {
         let parameters = level_asymmetry_allowed.then(|| {
             let mut parameters = CodecParameters::new();
-            parameters.insert(
-                "level-asymmetry-allowed".to_owned(),
-                ParameterValue::from(1),
-            );
+            parameters.insert("level-asymmetry-allowed".to_owned(), ParameterValue::from(1));
             parameters
         });
         codecs.push(RtpCodecCapability {
@@ -259,8 +170,5 @@ pub fn supported_rtp_capabilities() -> RtpCapabilities {
             direction: Some(direction),
         })
         .collect();
-    RtpCapabilities {
-        codecs: Some(codecs),
-        header_extensions: Some(header_extensions),
-    }
+    RtpCapabilities { codecs: Some(codecs), header_extensions: Some(header_extensions) }
 }

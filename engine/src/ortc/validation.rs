@@ -13,9 +13,9 @@
 
 use crate::error::{Error, Result};
 use crate::rtp_parameters::{
-    CodecParameters, MediaKind, ParameterValue, RtcpFeedback, RtcpParameters, RtpCapabilities,
-    RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtension,
-    RtpHeaderExtensionDirection, RtpHeaderExtensionParameters, RtpParameters,
+    CodecParameters, MediaKind, ParameterValue, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
+    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtension, RtpHeaderExtensionDirection,
+    RtpHeaderExtensionParameters, RtpParameters,
 };
 
 /// The largest RTP payload type (7 bits).
@@ -34,9 +34,7 @@ fn mime_type_kind(mime_type: &str) -> Result<MediaKind> {
     if mime_type.is_empty() {
         return Err(Error::type_error("missing codec.mimeType"));
     }
-    let (kind, subtype) = mime_type
-        .split_once('/')
-        .ok_or_else(|| Error::type_error("invalid codec.mimeType"))?;
+    let (kind, subtype) = mime_type.split_once('/').ok_or_else(|| Error::type_error("invalid codec.mimeType"))?;
     if subtype.is_empty() {
         return Err(Error::type_error("invalid codec.mimeType"));
     }
@@ -75,10 +73,7 @@ fn check_rtcp_feedback(fb: &mut RtcpFeedback) -> Result<()> {
 fn check_rtp_codec_capability(codec: &mut RtpCodecCapability) -> Result<()> {
     // mediasoup overrides `kind` with the media part of the mime type.
     codec.kind = mime_type_kind(&codec.mime_type)?;
-    if codec
-        .preferred_payload_type
-        .is_some_and(|pt| pt > PAYLOAD_TYPE_MAX)
-    {
+    if codec.preferred_payload_type.is_some_and(|pt| pt > PAYLOAD_TYPE_MAX) {
         return Err(Error::type_error("invalid codec.preferredPayloadType"));
     }
     match codec.kind {
@@ -99,8 +94,7 @@ fn check_rtp_header_extension(ext: &mut RtpHeaderExtension) -> Result<()> {
         return Err(Error::type_error("invalid ext.preferredId"));
     }
     ext.preferred_encrypt.get_or_insert(false);
-    ext.direction
-        .get_or_insert(RtpHeaderExtensionDirection::Sendrecv);
+    ext.direction.get_or_insert(RtpHeaderExtensionDirection::Sendrecv);
     Ok(())
 }
 
@@ -199,9 +193,7 @@ pub fn validate_rtp_codec_parameters(codec: &mut RtpCodecParameters) -> Result<(
 }
 
 /// `validateRtpHeaderExtensionParameters`.
-pub fn validate_rtp_header_extension_parameters(
-    ext: &mut RtpHeaderExtensionParameters,
-) -> Result<()> {
+pub fn validate_rtp_header_extension_parameters(ext: &mut RtpHeaderExtensionParameters) -> Result<()> {
     on_copy(ext, check_rtp_header_extension_parameters)
 }
 

@@ -14,17 +14,14 @@ pub mod writer;
 
 pub use nack::{NackGenerator, DEFAULT_RTT, MAX_NACK_PACKETS, MAX_NACK_RETRIES};
 pub use packet::{classify, is_rtcp, parse_rtp, ExtIter, PacketKind, RtpError, RtpHeader};
-pub use retransmission::{
-    InsertOutcome, RetransmissionBuffer, StoredPacket, MAX_PACKET_LEN, MAX_SLOTS,
-};
+pub use retransmission::{InsertOutcome, RetransmissionBuffer, StoredPacket, MAX_PACKET_LEN, MAX_SLOTS};
 pub use rtcp::{
-    parse_compound, sdes_cname, write_bye, write_fir, write_nack, write_pli, write_remb, write_rr,
-    write_sdes_cname, write_sr, FirEntries, NackPairs, ReportBlock, ReportBlocks, RtcpError,
-    RtcpItem, SenderInfo, Ssrcs,
+    parse_compound, sdes_cname, write_bye, write_fir, write_nack, write_pli, write_remb, write_rr, write_sdes_cname,
+    write_sr, FirEntries, NackPairs, ReportBlock, ReportBlocks, RtcpError, RtcpItem, SenderInfo, Ssrcs,
 };
 pub use seq::{SeqManager, TsOffset, MAX_SEQ_CHANGES, MAX_SEQ_REORDER};
 pub use stats::{rtt_from_report, NtpTime, ReceiveStats, SendStats};
 pub use writer::{
-    rewrite_in_place, write_header, write_rtx_header, ExtensionsBuilder, HeaderFields,
-    MAX_EXTENSIONS_LEN, MAX_HEADER_LEN,
+    rewrite_in_place, write_header, write_rtx_header, ExtensionsBuilder, HeaderFields, MAX_EXTENSIONS_LEN,
+    MAX_HEADER_LEN,
 };

@@ -112,12 +112,7 @@ impl NackGenerator {
             return false;
         }
         for s in ext_seq - gap as i64..ext_seq {
-            self.missing.push_back(Missing {
-                ext_seq: s,
-                added_at: now,
-                sent_at: None,
-                retries: 0,
-            });
+            self.missing.push_back(Missing { ext_seq: s, added_at: now, sent_at: None, retries: 0 });
         }
         if self.missing.len() > MAX_NACK_PACKETS {
             // Losses before the newest key frame do not matter any more; if that is not enough,
@@ -149,9 +144,7 @@ impl NackGenerator {
         let mut i = 0;
         while i < self.missing.len() && n < out.len() {
             let m = &mut self.missing[i];
-            let due = m
-                .sent_at
-                .is_none_or(|t| now.saturating_duration_since(t) >= spacing);
+            let due = m.sent_at.is_none_or(|t| now.saturating_duration_since(t) >= spacing);
             if !due {
                 i += 1;
                 continue;
@@ -171,10 +164,7 @@ impl NackGenerator {
 
     /// When `poll_nacks` has something to send next (in the past: now).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.missing
-            .iter()
-            .map(|m| m.sent_at.map_or(m.added_at, |t| t + self.spacing))
-            .min()
+        self.missing.iter().map(|m| m.sent_at.map_or(m.added_at, |t| t + self.spacing)).min()
     }
 
     /// True once after losses were too many to repair: the stream needs a key frame.
@@ -248,14 +238,8 @@ mod tests {
         g.on_packet(t0, 3, false);
         let mut out = [0u16; 4];
         assert_eq!(g.poll_nacks(t0, Duration::from_millis(300), &mut out), 1);
-        assert_eq!(
-            g.poll_nacks(at(t0, 299), Duration::from_millis(300), &mut out),
-            0
-        );
-        assert_eq!(
-            g.poll_nacks(at(t0, 300), Duration::from_millis(300), &mut out),
-            1
-        );
+        assert_eq!(g.poll_nacks(at(t0, 299), Duration::from_millis(300), &mut out), 0);
+        assert_eq!(g.poll_nacks(at(t0, 300), Duration::from_millis(300), &mut out), 1);
     }
 
     #[test]

@@ -107,14 +107,12 @@ impl RtpHeader {
             return None;
         }
         let at = RTP_FIXED_HEADER_LEN + 4 * i;
-        buf.get(at..at + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        buf.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// The raw extension body (without the 4-byte extension header).
     pub fn extension_body<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
-        buf.get(self.ext_offset..self.ext_offset + self.ext_len)
-            .unwrap_or(&[])
+        buf.get(self.ext_offset..self.ext_offset + self.ext_len).unwrap_or(&[])
     }
 
     /// Iterates RFC 8285 extensions as `(id, value)`. Yields nothing for other profiles.
@@ -129,11 +127,7 @@ impl RtpHeader {
         } else {
             ExtForm::None
         };
-        ExtIter {
-            body: self.extension_body(buf),
-            pos: 0,
-            form,
-        }
+        ExtIter { body: self.extension_body(buf), pos: 0, form }
     }
 
     /// The value of extension `id`, if present.
@@ -314,20 +308,7 @@ mod tests {
     use super::*;
 
     fn packet(b0: u8, extra: &[u8]) -> Vec<u8> {
-        let mut v = vec![
-            b0,
-            0x80 | 96,
-            0x12,
-            0x34,
-            0,
-            0,
-            0x10,
-            0,
-            0xDE,
-            0xAD,
-            0xBE,
-            0xEF,
-        ];
+        let mut v = vec![b0, 0x80 | 96, 0x12, 0x34, 0, 0, 0x10, 0, 0xDE, 0xAD, 0xBE, 0xEF];
         v.extend_from_slice(extra);
         v
     }
@@ -350,14 +331,8 @@ mod tests {
         assert_eq!(parse_rtp(&[0x80; 11]), Err(RtpError::TooShort));
         assert_eq!(parse_rtp(&packet(0x40, &[])), Err(RtpError::BadVersion));
         assert_eq!(parse_rtp(&packet(0x81, &[])), Err(RtpError::TooShort));
-        assert_eq!(
-            parse_rtp(&packet(0x90, &[0xBE, 0xDE])),
-            Err(RtpError::TooShort)
-        );
-        assert_eq!(
-            parse_rtp(&packet(0x90, &[0xBE, 0xDE, 0, 1])),
-            Err(RtpError::BadExtension)
-        );
+        assert_eq!(parse_rtp(&packet(0x90, &[0xBE, 0xDE])), Err(RtpError::TooShort));
+        assert_eq!(parse_rtp(&packet(0x90, &[0xBE, 0xDE, 0, 1])), Err(RtpError::BadExtension));
         assert_eq!(parse_rtp(&packet(0xA0, &[1, 0])), Err(RtpError::BadPadding));
         assert_eq!(parse_rtp(&packet(0xA0, &[1, 3])), Err(RtpError::BadPadding));
         assert_eq!(parse_rtp(&packet(0xA0, &[])), Err(RtpError::BadPadding));
@@ -377,9 +352,7 @@ mod tests {
     #[test]
     fn one_byte_extensions() {
         // id 1 len 1, padding, id 3 len 2, then reserved id 15 stops.
-        let ext = [
-            0xBE, 0xDE, 0, 2, 0x10, 0xAA, 0x00, 0x31, 0xBB, 0xCC, 0xF0, 0,
-        ];
+        let ext = [0xBE, 0xDE, 0, 2, 0x10, 0xAA, 0x00, 0x31, 0xBB, 0xCC, 0xF0, 0];
         let buf = packet(0x90, &ext);
         let h = parse_rtp(&buf).unwrap();
         let all: Vec<_> = h.extensions(&buf).collect();

@@ -88,26 +88,12 @@ impl std::fmt::Debug for RetransmissionBuffer {
 impl RetransmissionBuffer {
     /// A buffer of `slots` positions (`1..=MAX_SLOTS`). `now` only seeds empty slots.
     pub fn new(now: Instant, slots: usize, max_age: Duration) -> Self {
-        assert!(
-            (1..=MAX_SLOTS).contains(&slots),
-            "slots {slots} not in 1..={MAX_SLOTS}"
-        );
+        assert!((1..=MAX_SLOTS).contains(&slots), "slots {slots} not in 1..={MAX_SLOTS}");
         let empty = || Slot {
             seq: None,
-            packet: StoredPacket {
-                data: [0; MAX_PACKET_LEN],
-                len: 0,
-                header: EMPTY_HEADER,
-                stored_at: now,
-            },
+            packet: StoredPacket { data: [0; MAX_PACKET_LEN], len: 0, header: EMPTY_HEADER, stored_at: now },
         };
-        RetransmissionBuffer {
-            slots: (0..slots).map(|_| empty()).collect(),
-            max_age,
-            start_seq: 0,
-            head: 0,
-            span: 0,
-        }
+        RetransmissionBuffer { slots: (0..slots).map(|_| empty()).collect(), max_age, start_seq: 0, head: 0, span: 0 }
     }
 
     pub fn capacity(&self) -> usize {
@@ -116,9 +102,7 @@ impl RetransmissionBuffer {
 
     /// Number of stored packets.
     pub fn len(&self) -> usize {
-        (0..self.span)
-            .filter(|&i| self.slot(i).seq.is_some())
-            .count()
+        (0..self.span).filter(|&i| self.slot(i).seq.is_some()).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -292,10 +276,7 @@ mod tests {
         assert_eq!(b.len(), 3);
         assert_eq!(b.insert(t0, &pkt(99, 0)), InsertOutcome::TooOld);
         assert_eq!(b.insert(t0, &[0u8; 3]), InsertOutcome::Malformed);
-        assert_eq!(
-            b.insert(t0, &[0x80; MAX_PACKET_LEN + 1]),
-            InsertOutcome::TooLarge
-        );
+        assert_eq!(b.insert(t0, &[0x80; MAX_PACKET_LEN + 1]), InsertOutcome::TooLarge);
     }
 
     #[test]

@@ -159,11 +159,8 @@ impl<'b> NackPairs<'b> {
     /// Every sequence number NACKed, in FCI order (a pid, then its bitmask from bit 0).
     pub fn seqs(self) -> impl Iterator<Item = u16> + 'b {
         self.flat_map(|(pid, blp)| {
-            std::iter::once(pid).chain(
-                (0..16u16)
-                    .filter(move |i| blp & (1 << i) != 0)
-                    .map(move |i| pid.wrapping_add(i + 1)),
-            )
+            std::iter::once(pid)
+                .chain((0..16u16).filter(move |i| blp & (1 << i) != 0).map(move |i| pid.wrapping_add(i + 1)))
         })
     }
 }
@@ -329,63 +326,38 @@ fn parse_one(pt: u8, count: u8, body: &[u8]) -> Result<RtcpItem<'_>, RtcpError> 
                 octet_count: be32(body, 20),
             };
             let raw = &body[24..24 + count_usize * REPORT_BLOCK_LEN];
-            RtcpItem::SenderReport {
-                info,
-                reports: ReportBlocks { raw },
-            }
+            RtcpItem::SenderReport { info, reports: ReportBlocks { raw } }
         }
         PT_RR => {
             need(4 + count_usize * REPORT_BLOCK_LEN)?;
             let raw = &body[4..4 + count_usize * REPORT_BLOCK_LEN];
-            RtcpItem::ReceiverReport {
-                ssrc: be32(body, 0),
-                reports: ReportBlocks { raw },
-            }
+            RtcpItem::ReceiverReport { ssrc: be32(body, 0), reports: ReportBlocks { raw } }
         }
         PT_SDES => RtcpItem::Sdes { count, body },
         PT_BYE => {
             need(4 * count_usize)?;
-            RtcpItem::Bye {
-                ssrcs: Ssrcs {
-                    raw: &body[..4 * count_usize],
-                },
-            }
+            RtcpItem::Bye { ssrcs: Ssrcs { raw: &body[..4 * count_usize] } }
         }
         PT_APP => {
             need(8)?;
             let name = [body[4], body[5], body[6], body[7]];
-            RtcpItem::App {
-                subtype: count,
-                ssrc: be32(body, 0),
-                name,
-                data: &body[8..],
-            }
+            RtcpItem::App { subtype: count, ssrc: be32(body, 0), name, data: &body[8..] }
         }
         PT_RTPFB if count == FMT_NACK => {
             need(8)?;
             let fci = &body[8..];
             let fci = &fci[..fci.len() & !3];
-            RtcpItem::Nack {
-                sender_ssrc: be32(body, 0),
-                media_ssrc: be32(body, 4),
-                pairs: NackPairs { raw: fci },
-            }
+            RtcpItem::Nack { sender_ssrc: be32(body, 0), media_ssrc: be32(body, 4), pairs: NackPairs { raw: fci } }
         }
         PT_PSFB if count == FMT_PLI => {
             need(8)?;
-            RtcpItem::Pli {
-                sender_ssrc: be32(body, 0),
-                media_ssrc: be32(body, 4),
-            }
+            RtcpItem::Pli { sender_ssrc: be32(body, 0), media_ssrc: be32(body, 4) }
         }
         PT_PSFB if count == FMT_FIR => {
             need(8)?;
             let fci = &body[8..];
             let fci = &fci[..fci.len() - fci.len() % 8];
-            RtcpItem::Fir {
-                sender_ssrc: be32(body, 0),
-                entries: FirEntries { raw: fci },
-            }
+            RtcpItem::Fir { sender_ssrc: be32(body, 0), entries: FirEntries { raw: fci } }
         }
         PT_PSFB if count == FMT_AFB && body.len() >= 16 && &body[8..12] == b"REMB" => {
             let num = body[12] as usize;
@@ -393,22 +365,14 @@ fn parse_one(pt: u8, count: u8, body: &[u8]) -> Result<RtcpItem<'_>, RtcpError> 
             let exp = body[13] >> 2;
             let mantissa = ((body[13] as u64 & 0x03) << 16) | be16(body, 14) as u64;
             // exp <= 63: a mantissa of 18 bits shifted past 64 bits saturates.
-            let bitrate_bps = mantissa
-                .checked_shl(exp as u32)
-                .filter(|v| v >> exp == mantissa);
+            let bitrate_bps = mantissa.checked_shl(exp as u32).filter(|v| v >> exp == mantissa);
             RtcpItem::Remb {
                 sender_ssrc: be32(body, 0),
                 bitrate_bps: bitrate_bps.unwrap_or(u64::MAX),
-                ssrcs: Ssrcs {
-                    raw: &body[16..16 + 4 * num],
-                },
+                ssrcs: Ssrcs { raw: &body[16..16 + 4 * num] },
             }
         }
-        _ => RtcpItem::Other {
-            pt,
-            fmt: count,
-            body,
-        },
+        _ => RtcpItem::Other { pt, fmt: count, body },
     })
 }
 
@@ -461,27 +425,16 @@ fn put32(out: &mut [u8], at: usize, v: u32) {
 }
 
 /// Sender report with up to 31 report blocks. Returns the bytes written.
-pub fn write_sr(
-    out: &mut [u8],
-    info: &SenderInfo,
-    reports: &[ReportBlock],
-) -> Result<usize, RtcpError> {
+pub fn write_sr(out: &mut [u8], info: &SenderInfo, reports: &[ReportBlock]) -> Result<usize, RtcpError> {
     if reports.len() > MAX_RTCP_COUNT {
         return Err(RtcpError::TooManyEntries);
     }
     let total = RTCP_HEADER_LEN + 24 + REPORT_BLOCK_LEN * reports.len();
     check(out, total)?;
     put_header(out, reports.len() as u8, PT_SR, total);
-    for (i, v) in [
-        info.ssrc,
-        info.ntp_sec,
-        info.ntp_frac,
-        info.rtp_ts,
-        info.packet_count,
-        info.octet_count,
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, v) in [info.ssrc, info.ntp_sec, info.ntp_frac, info.rtp_ts, info.packet_count, info.octet_count]
+        .into_iter()
+        .enumerate()
     {
         put32(out, 4 + 4 * i, v);
     }
@@ -529,12 +482,7 @@ pub fn write_sdes_cname(out: &mut [u8], ssrc: u32, cname: &[u8]) -> Result<usize
 /// Generic NACK for `seqs`, packed into `(pid, blp)` pairs: a pair covers its pid and the 16
 /// following sequence numbers. Ascending order (with wrap-around) gives the fewest pairs; any
 /// order is correct. At most `out`'s room worth of pairs.
-pub fn write_nack(
-    out: &mut [u8],
-    sender_ssrc: u32,
-    media_ssrc: u32,
-    seqs: &[u16],
-) -> Result<usize, RtcpError> {
+pub fn write_nack(out: &mut [u8], sender_ssrc: u32, media_ssrc: u32, seqs: &[u16]) -> Result<usize, RtcpError> {
     if seqs.is_empty() {
         return Err(RtcpError::TooShort);
     }
@@ -581,12 +529,7 @@ pub fn write_pli(out: &mut [u8], sender_ssrc: u32, media_ssrc: u32) -> Result<us
 
 /// Full intra request for `media_ssrc` with command sequence number `seq_nr` (RFC 5104 4.3.1:
 /// the header's media source field is 0, the SSRC goes in the FCI).
-pub fn write_fir(
-    out: &mut [u8],
-    sender_ssrc: u32,
-    media_ssrc: u32,
-    seq_nr: u8,
-) -> Result<usize, RtcpError> {
+pub fn write_fir(out: &mut [u8], sender_ssrc: u32, media_ssrc: u32, seq_nr: u8) -> Result<usize, RtcpError> {
     check(out, 20)?;
     put_header(out, FMT_FIR, PT_PSFB, 20);
     put32(out, 4, sender_ssrc);
@@ -613,12 +556,7 @@ pub fn write_bye(out: &mut [u8], ssrcs: &[u32]) -> Result<usize, RtcpError> {
 
 /// REMB (draft-alvestrand-rmcat-remb) for up to 255 SSRCs; the bitrate is rounded down to
 /// 18 bits of mantissa.
-pub fn write_remb(
-    out: &mut [u8],
-    sender_ssrc: u32,
-    bitrate_bps: u64,
-    ssrcs: &[u32],
-) -> Result<usize, RtcpError> {
+pub fn write_remb(out: &mut [u8], sender_ssrc: u32, bitrate_bps: u64, ssrcs: &[u32]) -> Result<usize, RtcpError> {
     if ssrcs.len() > 255 {
         return Err(RtcpError::TooManyEntries);
     }

@@ -100,11 +100,7 @@ impl SeqManager {
         self.head = 0;
         self.oldest_covers_window = false;
         let base = self.max_output.wrapping_add(1).wrapping_sub(first_input);
-        self.push_change(Change {
-            start: first_input,
-            skip: 0,
-            base,
-        });
+        self.push_change(Change { start: first_input, skip: 0, base });
         self.max_input = first_input.wrapping_sub(1);
     }
 
@@ -121,18 +117,13 @@ impl SeqManager {
             return;
         }
         let last = *self.change(self.len - 1);
-        if d == 1 && last.start.wrapping_add(last.skip) == input && self.max_input_is_skipped(&last)
-        {
+        if d == 1 && last.start.wrapping_add(last.skip) == input && self.max_input_is_skipped(&last) {
             // Extends the current dropped run: the same change point, one more skipped, base - 1.
             let last = self.last_mut();
             last.skip += 1;
             last.base = last.base.wrapping_sub(1);
         } else {
-            self.push_change(Change {
-                start: input,
-                skip: 1,
-                base: last.base.wrapping_sub(1),
-            });
+            self.push_change(Change { start: input, skip: 1, base: last.base.wrapping_sub(1) });
         }
         self.max_input = input;
         self.prune();
@@ -153,10 +144,7 @@ impl SeqManager {
         let d = seq_diff(input, self.max_input);
         if d > 0 {
             let out = input.wrapping_add(self.change(self.len - 1).base);
-            debug_assert!(
-                seq_diff(out, self.max_output) > 0,
-                "outputs only move forward"
-            );
+            debug_assert!(seq_diff(out, self.max_output) > 0, "outputs only move forward");
             self.max_input = input;
             self.max_output = out;
             self.prune();
@@ -252,10 +240,7 @@ mod tests {
         let mut m = SeqManager::new(0);
         m.input(0);
         m.input(5000);
-        assert_eq!(
-            m.input(5000 - MAX_SEQ_REORDER),
-            Some(5000 - MAX_SEQ_REORDER)
-        );
+        assert_eq!(m.input(5000 - MAX_SEQ_REORDER), Some(5000 - MAX_SEQ_REORDER));
         assert_eq!(m.input(5000 - MAX_SEQ_REORDER - 1), None);
     }
 
@@ -351,10 +336,7 @@ mod tests {
         // a reordered, recent forwarded packet still maps right
         let last_even = (99_998u32) as u16;
         assert_eq!(m.input(last_even), Some(expected.wrapping_sub(1)));
-        assert_eq!(
-            m.input(last_even.wrapping_sub(2)),
-            Some(expected.wrapping_sub(2))
-        );
+        assert_eq!(m.input(last_even.wrapping_sub(2)), Some(expected.wrapping_sub(2)));
         // a packet older than the history kept is refused, not mis-mapped
         assert_eq!(m.input(last_even.wrapping_sub(1000)), None);
     }
@@ -366,10 +348,7 @@ mod tests {
             assert_eq!(m.input(i as u16), Some(i as u16));
         }
         let newest = 199_999u32 as u16;
-        assert_eq!(
-            m.input(newest.wrapping_sub(100)),
-            Some(newest.wrapping_sub(100))
-        );
+        assert_eq!(m.input(newest.wrapping_sub(100)), Some(newest.wrapping_sub(100)));
     }
 
     #[test]

@@ -29,10 +29,7 @@ impl NtpTime {
     pub fn from_unix(since_epoch: Duration) -> Self {
         let sec = (since_epoch.as_secs() + NTP_UNIX_OFFSET_SECS) as u32;
         let frac = ((since_epoch.subsec_nanos() as u64) << 32) / 1_000_000_000;
-        NtpTime {
-            sec,
-            frac: frac as u32,
-        }
+        NtpTime { sec, frac: frac as u32 }
     }
 
     /// The middle 32 bits (the "compact" NTP format of LSR / DLSR, 1/65536 s units).
@@ -144,10 +141,7 @@ impl ReceiveStats {
         if let Some(last) = self.last_transit {
             let d = (transit.wrapping_sub(last) as i32).unsigned_abs();
             // J += (|D| - J) / 16, kept as 16 * J.
-            self.jitter_q4 = self
-                .jitter_q4
-                .wrapping_add(d)
-                .wrapping_sub((self.jitter_q4 + 8) >> 4);
+            self.jitter_q4 = self.jitter_q4.wrapping_add(d).wrapping_sub((self.jitter_q4 + 8) >> 4);
         }
         self.last_transit = Some(transit);
         true
@@ -231,13 +225,7 @@ pub struct SendStats {
 impl SendStats {
     pub fn new(clock_rate: u32) -> Self {
         assert!(clock_rate > 0, "clock rate must be positive");
-        SendStats {
-            clock_rate,
-            packets: 0,
-            octets: 0,
-            last_rtp_ts: 0,
-            last_sent_at: None,
-        }
+        SendStats { clock_rate, packets: 0, octets: 0, last_rtp_ts: 0, last_sent_at: None }
     }
 
     /// Takes a sent packet: its RTP timestamp and payload size (RFC 3550: header and padding
@@ -283,10 +271,7 @@ pub fn rtt_from_report(ntp_now: NtpTime, block: &ReportBlock) -> Option<Duration
     if block.last_sr == 0 {
         return None;
     }
-    let units = ntp_now
-        .mid32()
-        .wrapping_sub(block.last_sr)
-        .wrapping_sub(block.delay_since_last_sr);
+    let units = ntp_now.mid32().wrapping_sub(block.last_sr).wrapping_sub(block.delay_since_last_sr);
     // Clock skew can make it negative: that is a zero RTT, not four hours.
     if (units as i32) < 0 {
         return Some(Duration::ZERO);
@@ -383,25 +368,16 @@ mod tests {
         let mut r = ReceiveStats::new(90_000);
         r.on_packet(t0, 1, 0, 1);
         assert_eq!(r.report_block(t0, 1).last_sr, 0);
-        let sr_ntp = NtpTime {
-            sec: 0x1234_5678,
-            frac: 0x8000_0000,
-        };
+        let sr_ntp = NtpTime { sec: 0x1234_5678, frac: 0x8000_0000 };
         r.on_sender_report(t0, sr_ntp);
         let rb = r.report_block(ms(t0, 500), 1);
         assert_eq!(rb.last_sr, 0x5678_8000);
         assert_eq!(rb.delay_since_last_sr, 32768);
         // the sender gets the RR 600 ms after it sent the SR: 100 ms of network round trip
-        let now = NtpTime {
-            sec: 0x1234_5679,
-            frac: 0x1999_9999,
-        }; // +0.6 s
+        let now = NtpTime { sec: 0x1234_5679, frac: 0x1999_9999 }; // +0.6 s
         let rtt = rtt_from_report(now, &rb).unwrap();
         assert!((rtt.as_millis() as i64 - 100).abs() <= 1, "rtt {rtt:?}");
-        let early = NtpTime {
-            sec: 0x1234_5678,
-            frac: 0x8000_0000,
-        };
+        let early = NtpTime { sec: 0x1234_5678, frac: 0x8000_0000 };
         assert_eq!(rtt_from_report(early, &rb), Some(Duration::ZERO));
     }
 
@@ -412,9 +388,7 @@ mod tests {
         assert!(s.sender_info(t0, NtpTime::default(), 1).is_none());
         s.on_packet_sent(t0, 1000, 500);
         s.on_packet_sent(t0, u32::MAX - 100, 500);
-        let si = s
-            .sender_info(ms(t0, 100), NtpTime { sec: 5, frac: 6 }, 9)
-            .unwrap();
+        let si = s.sender_info(ms(t0, 100), NtpTime { sec: 5, frac: 6 }, 9).unwrap();
         assert_eq!(si.rtp_ts, (u32::MAX - 100).wrapping_add(9000));
         assert_eq!((si.packet_count, si.octet_count), (2, 1000));
         assert_eq!((si.ntp_sec, si.ntp_frac, si.ssrc), (5, 6, 9));

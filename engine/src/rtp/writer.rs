@@ -6,8 +6,8 @@
 //! (a memcpy) and appends the per-consumer ones (MID) for each consumer.
 
 use super::packet::{
-    RtpError, RtpHeader, EXT_ONE_BYTE_ID_MAX, EXT_ONE_BYTE_VALUE_LEN_MAX, EXT_PROFILE_ONE_BYTE,
-    EXT_PROFILE_TWO_BYTE, RTP_FIXED_HEADER_LEN, RTP_VERSION,
+    RtpError, RtpHeader, EXT_ONE_BYTE_ID_MAX, EXT_ONE_BYTE_VALUE_LEN_MAX, EXT_PROFILE_ONE_BYTE, EXT_PROFILE_TWO_BYTE,
+    RTP_FIXED_HEADER_LEN, RTP_VERSION,
 };
 
 /// Capacity of an extension block, padding included (a multiple of 4).
@@ -18,8 +18,7 @@ pub const EXT_TWO_BYTE_VALUE_LEN_MAX: usize = 255;
 pub const RTX_OSN_LEN: usize = 2;
 /// Largest header [`write_header`] can produce: fixed part, 15 CSRCs, extension header and block,
 /// RTX OSN.
-pub const MAX_HEADER_LEN: usize =
-    RTP_FIXED_HEADER_LEN + 15 * 4 + 4 + MAX_EXTENSIONS_LEN + RTX_OSN_LEN;
+pub const MAX_HEADER_LEN: usize = RTP_FIXED_HEADER_LEN + 15 * 4 + 4 + MAX_EXTENSIONS_LEN + RTX_OSN_LEN;
 
 /// An RFC 8285 extension block under construction, encoded as it grows.
 #[derive(Clone)]
@@ -52,11 +51,7 @@ fn round4(n: usize) -> usize {
 
 impl ExtensionsBuilder {
     pub const fn new() -> Self {
-        ExtensionsBuilder {
-            buf: [0; MAX_EXTENSIONS_LEN],
-            len: 0,
-            two_byte: false,
-        }
+        ExtensionsBuilder { buf: [0; MAX_EXTENSIONS_LEN], len: 0, two_byte: false }
     }
 
     /// Removes every element.
@@ -80,13 +75,8 @@ impl ExtensionsBuilder {
         if value.len() > EXT_TWO_BYTE_VALUE_LEN_MAX {
             return Err(RtpError::BadExtensionLen);
         }
-        debug_assert!(
-            !self.iter().any(|(i, _)| i == id),
-            "duplicate extension id {id}"
-        );
-        let fits_one_byte = id <= EXT_ONE_BYTE_ID_MAX
-            && !value.is_empty()
-            && value.len() <= EXT_ONE_BYTE_VALUE_LEN_MAX;
+        debug_assert!(!self.iter().any(|(i, _)| i == id), "duplicate extension id {id}");
+        let fits_one_byte = id <= EXT_ONE_BYTE_ID_MAX && !value.is_empty() && value.len() <= EXT_ONE_BYTE_VALUE_LEN_MAX;
         let convert = !fits_one_byte && !self.two_byte;
         let grow = if convert { self.iter().count() } else { 0 };
         let elem_len = if self.two_byte || convert { 2 } else { 1 } + value.len();
@@ -139,11 +129,7 @@ impl ExtensionsBuilder {
     /// The profile (0xBEDE or 0x1000) and the block padded to a multiple of 4 bytes.
     /// An empty builder gives an empty block.
     pub fn finish(&self) -> (u16, &[u8]) {
-        let profile = if self.two_byte {
-            EXT_PROFILE_TWO_BYTE
-        } else {
-            EXT_PROFILE_ONE_BYTE
-        };
+        let profile = if self.two_byte { EXT_PROFILE_TWO_BYTE } else { EXT_PROFILE_ONE_BYTE };
         (profile, &self.buf[..round4(self.len)])
     }
 
@@ -200,11 +186,7 @@ fn write_common(
     padding: bool,
     trailer: usize,
 ) -> Result<usize, RtpError> {
-    debug_assert!(
-        fields.payload_type < 128,
-        "payload type {} has 7 bits",
-        fields.payload_type
-    );
+    debug_assert!(fields.payload_type < 128, "payload type {} has 7 bits", fields.payload_type);
     let csrc_len = 4 * hdr.csrc_count as usize;
     let block = match ext {
         Some(b) if !b.is_empty() => Some(b.finish()),
@@ -215,14 +197,10 @@ fn write_common(
     if out.len() < n + trailer {
         return Err(RtpError::BufferTooSmall);
     }
-    let csrcs = src
-        .get(RTP_FIXED_HEADER_LEN..RTP_FIXED_HEADER_LEN + csrc_len)
-        .ok_or(RtpError::TooShort)?;
+    let csrcs = src.get(RTP_FIXED_HEADER_LEN..RTP_FIXED_HEADER_LEN + csrc_len).ok_or(RtpError::TooShort)?;
 
-    out[0] = (RTP_VERSION << 6)
-        | if padding { 0x20 } else { 0 }
-        | if block.is_some() { 0x10 } else { 0 }
-        | hdr.csrc_count;
+    out[0] =
+        (RTP_VERSION << 6) | if padding { 0x20 } else { 0 } | if block.is_some() { 0x10 } else { 0 } | hdr.csrc_count;
     out[1] = if fields.marker { 0x80 } else { 0 } | (fields.payload_type & 0x7F);
     out[2..4].copy_from_slice(&fields.sequence_number.to_be_bytes());
     out[4..8].copy_from_slice(&fields.timestamp.to_be_bytes());
@@ -269,11 +247,7 @@ pub fn write_rtx_header(
 
 /// Rewrites marker, payload type, sequence number, timestamp and SSRC of a packet in place,
 /// keeping everything else.
-pub fn rewrite_in_place(
-    buf: &mut [u8],
-    hdr: &RtpHeader,
-    fields: &HeaderFields,
-) -> Result<(), RtpError> {
+pub fn rewrite_in_place(buf: &mut [u8], hdr: &RtpHeader, fields: &HeaderFields) -> Result<(), RtpError> {
     debug_assert!(fields.payload_type < 128);
     if buf.len() < RTP_FIXED_HEADER_LEN || buf.len() < hdr.header_len {
         return Err(RtpError::TooShort);
@@ -312,10 +286,7 @@ mod tests {
         c.push(20, b"mid").unwrap();
         let (p, body) = c.finish();
         assert_eq!(p, EXT_PROFILE_TWO_BYTE);
-        assert_eq!(
-            body,
-            &[1, 1, 0xAA, 3, 3, 1, 2, 3, 20, 3, b'm', b'i', b'd', 0, 0, 0]
-        );
+        assert_eq!(body, &[1, 1, 0xAA, 3, 3, 1, 2, 3, 20, 3, b'm', b'i', b'd', 0, 0, 0]);
         // the original is untouched
         assert_eq!(b.finish().0, EXT_PROFILE_ONE_BYTE);
         assert_eq!(b.push(0, &[1]), Err(RtpError::BadExtensionId));
@@ -333,11 +304,7 @@ mod tests {
         assert_eq!(b.finish().1.len(), 14 * 17 + 2);
         assert_eq!(b.push(15, &[1; 16]), Err(RtpError::ExtensionsFull));
         assert_eq!(b.iter().count(), 14);
-        assert_eq!(
-            b.finish().0,
-            EXT_PROFILE_ONE_BYTE,
-            "a failed push changes nothing"
-        );
+        assert_eq!(b.finish().0, EXT_PROFILE_ONE_BYTE, "a failed push changes nothing");
     }
 
     #[test]
@@ -347,13 +314,7 @@ mod tests {
         let mut ext = ExtensionsBuilder::new();
         ext.push(2, &[0x11, 0x22]).unwrap();
         ext.push(10, b"0").unwrap();
-        let fields = HeaderFields {
-            payload_type: 96,
-            sequence_number: 1000,
-            timestamp: 5,
-            ssrc: 0xABCD,
-            marker: true,
-        };
+        let fields = HeaderFields { payload_type: 96, sequence_number: 1000, timestamp: 5, ssrc: 0xABCD, marker: true };
         let mut out = [0u8; MAX_HEADER_LEN];
         let n = write_header(&mut out, &src, &hdr, &fields, Some(&ext)).unwrap();
         let mut wire = out[..n].to_vec();
@@ -369,23 +330,14 @@ mod tests {
 
         let n = write_header(&mut out, &src, &hdr, &fields, None).unwrap();
         assert_eq!(n, 16);
-        assert_eq!(
-            write_header(&mut out[..15], &src, &hdr, &fields, None),
-            Err(RtpError::BufferTooSmall)
-        );
+        assert_eq!(write_header(&mut out[..15], &src, &hdr, &fields, None), Err(RtpError::BufferTooSmall));
     }
 
     #[test]
     fn rtx_round_trip() {
         let src = src_packet();
         let hdr = parse_rtp(&src).unwrap();
-        let fields = HeaderFields {
-            payload_type: 97,
-            sequence_number: 1,
-            timestamp: 9,
-            ssrc: 2,
-            marker: false,
-        };
+        let fields = HeaderFields { payload_type: 97, sequence_number: 1, timestamp: 9, ssrc: 2, marker: false };
         let mut out = [0u8; MAX_HEADER_LEN];
         let n = write_rtx_header(&mut out, &src, &hdr, &fields, None).unwrap();
         let mut wire = out[..n].to_vec();
@@ -400,20 +352,11 @@ mod tests {
     fn in_place() {
         let mut src = src_packet();
         let hdr = parse_rtp(&src).unwrap();
-        let fields = HeaderFields {
-            payload_type: 1,
-            sequence_number: 2,
-            timestamp: 3,
-            ssrc: 4,
-            marker: true,
-        };
+        let fields = HeaderFields { payload_type: 1, sequence_number: 2, timestamp: 3, ssrc: 4, marker: true };
         rewrite_in_place(&mut src, &hdr, &fields).unwrap();
         let h2 = parse_rtp(&src).unwrap();
         assert_eq!(HeaderFields::from_header(&h2), fields);
         assert_eq!(h2.extension(&src, 4), Some(&[0xEE][..]));
-        assert_eq!(
-            rewrite_in_place(&mut [0u8; 4], &hdr, &fields),
-            Err(RtpError::TooShort)
-        );
+        assert_eq!(rewrite_in_place(&mut [0u8; 4], &hdr, &fields), Err(RtpError::TooShort));
     }
 }

@@ -71,12 +71,7 @@ impl ShardService for TestService {
 }
 
 pub fn config(shards: usize) -> RuntimeConfig {
-    RuntimeConfig {
-        shards,
-        pin: false,
-        name: "net-test".to_string(),
-        ..RuntimeConfig::default()
-    }
+    RuntimeConfig { shards, pin: false, name: "net-test".to_string(), ..RuntimeConfig::default() }
 }
 
 pub fn start(config: RuntimeConfig) -> Runtime<Cmd> {
@@ -101,8 +96,7 @@ pub fn call<R: Send + 'static>(
         let _ = tx.send(f(s, io));
     }))
     .unwrap_or_else(|e| panic!("submit: {e}"));
-    rx.recv_timeout(WAIT)
-        .expect("shard did not run the command")
+    rx.recv_timeout(WAIT).expect("shard did not run the command")
 }
 
 /// A plain blocking loopback socket for the test thread, with a large receive buffer (best
@@ -175,11 +169,7 @@ pub fn peer(addr: &str) -> Peer {
 pub fn wait_load(h: &ShardHandle<Cmd>, cond: impl Fn(&shardsfu_net::ShardLoad) -> bool) {
     let deadline = Instant::now() + WAIT;
     while !cond(&h.load()) {
-        assert!(
-            Instant::now() < deadline,
-            "load never matched: {:?}",
-            h.load()
-        );
+        assert!(Instant::now() < deadline, "load never matched: {:?}", h.load());
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -1,0 +1,159 @@
+//! End-to-end fan-out: one producer on a PlainTransport, N consumers on N PlainTransports, one
+//! shard, real UDP on loopback; beside it, in the same run, a raw relay with the same sockets and
+//! batching that does no parsing.
+//!
+//! How it counts: pps = datagrams the kernel accepted on send (sendmmsg/GSO segments, from the
+//! shard's own counter) per second of the measurement window. Engine and relay run on one shard
+//! pinned to core 0; the sender runs on core 1 and sends as fast as it can; the sinks are sockets
+//! that are never read, so they cost no CPU (the kernel drops what overflows them).
+//!
+//! `cargo bench --bench fanout` (add `-- --quick` for a short run).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use shardsfu_benches::{pin_current_thread, Blaster, RelayService, RELAY_CMD_BIND};
+use shardsfu_engine::rtp_parameters::{
+    MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
+};
+use shardsfu_engine::{
+    block_on, ConsumerOptions, Engine, EngineOptions, PlainTransportConnect, PlainTransportOptions, ProducerOptions,
+    RouterOptions, TransportListenInfo, WorkerSettings,
+};
+use shardsfu_net::{Runtime, RuntimeConfig};
+
+const PAYLOAD_BYTES: usize = 1200;
+const SSRC: u32 = 1111;
+
+struct Config {
+    warmup: Duration,
+    window: Duration,
+    rounds: usize,
+    ns: Vec<usize>,
+}
+
+fn parse_config() -> Config {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let ns = std::env::var("FANOUT_N")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 10, 100, 500]);
+    if quick {
+        Config { warmup: Duration::from_millis(300), window: Duration::from_millis(1500), rounds: 1, ns }
+    } else {
+        Config { warmup: Duration::from_millis(500), window: Duration::from_secs(3), rounds: 2, ns }
+    }
+}
+
+/// Measure tx pps of shard 0 while the blaster runs.
+fn measure(tx_packets: impl Fn() -> u64, cfg: &Config) -> f64 {
+    std::thread::sleep(cfg.warmup);
+    let (t0, p0) = (Instant::now(), tx_packets());
+    std::thread::sleep(cfg.window);
+    let (t1, p1) = (Instant::now(), tx_packets());
+    (p1 - p0) as f64 / (t1 - t0).as_secs_f64()
+}
+
+fn engine_run(n: usize, sink: SocketAddr, cfg: &Config) -> f64 {
+    let engine = Engine::start(EngineOptions { shards: 1, pin: true, ..EngineOptions::default() }).expect("engine");
+    let worker = block_on(engine.create_worker(WorkerSettings::default())).expect("worker");
+    let vp8 = RtpCodecCapability {
+        kind: MediaKind::Video,
+        mime_type: "video/VP8".into(),
+        preferred_payload_type: None,
+        clock_rate: 90000,
+        channels: None,
+        parameters: None,
+        rtcp_feedback: None,
+    };
+    let router = block_on(worker.create_router(RouterOptions { media_codecs: vec![vp8], ..Default::default() }))
+        .expect("router");
+    let ingest = block_on(router.create_plain_transport(PlainTransportOptions {
+        comedia: true,
+        ..PlainTransportOptions::new(TransportListenInfo::udp("127.0.0.1"))
+    }))
+    .expect("ingest");
+    let producer = block_on(ingest.produce(ProducerOptions::new(
+        MediaKind::Video,
+        RtpParameters {
+            codecs: vec![RtpCodecParameters {
+                mime_type: "video/VP8".into(),
+                payload_type: 96,
+                clock_rate: 90000,
+                channels: None,
+                parameters: None,
+                rtcp_feedback: Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("nack", Some("pli"))]),
+            }],
+            encodings: Some(vec![RtpEncodingParameters { ssrc: Some(SSRC), ..Default::default() }]),
+            ..Default::default()
+        },
+    )))
+    .expect("producer");
+    let mut keep = Vec::new();
+    for _ in 0..n {
+        let t =
+            block_on(router.create_plain_transport(PlainTransportOptions::new(TransportListenInfo::udp("127.0.0.1"))))
+                .expect("consumer transport");
+        block_on(t.connect(PlainTransportConnect {
+            ip: Some(sink.ip().to_string()),
+            port: Some(sink.port()),
+            ..Default::default()
+        }))
+        .expect("connect");
+        let c = block_on(t.consume(ConsumerOptions::new(producer.id(), router.rtp_capabilities().clone())))
+            .expect("consume");
+        keep.push((t, c));
+    }
+    let blaster = Blaster::start(ingest.local_addr(), SSRC, 96, PAYLOAD_BYTES, 1);
+    let pps = measure(|| engine.net_load(0).tx_packets, cfg);
+    let sent = blaster.stop();
+    let forwarded = keep
+        .iter()
+        .map(|(_, c)| block_on(c.get_stats()).map(|s| s[0]["packetCount"].as_u64().unwrap_or(0)).unwrap_or(0))
+        .sum::<u64>();
+    assert!(forwarded > 0 && sent > 0, "engine forwarded nothing");
+    engine.close();
+    pps
+}
+
+fn relay_run(n: usize, sink: SocketAddr, cfg: &Config) -> f64 {
+    let runtime = Runtime::start(RuntimeConfig { shards: 1, pin: true, ..RuntimeConfig::default() }, move |_| {
+        RelayService::new(sink)
+    })
+    .expect("relay runtime");
+    let handle = runtime.handle(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    handle.submit((RELAY_CMD_BIND, n, Some(tx))).map_err(|_| "submit").expect("submit");
+    let ingress: SocketAddr = rx.recv_timeout(Duration::from_secs(10)).expect("relay bound");
+    let blaster = Blaster::start(ingress, SSRC, 96, PAYLOAD_BYTES, 1);
+    let pps = measure(|| runtime.load(0).tx_packets, cfg);
+    blaster.stop();
+    runtime.shutdown();
+    pps
+}
+
+fn main() {
+    let cfg = parse_config();
+    pin_current_thread(1);
+    // Sinks: never read. One socket is enough; it overflows and the kernel drops.
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
+    let sink_addr = sink.local_addr().expect("sink addr");
+    for &n in &cfg.ns {
+        let (mut engine_best, mut relay_best) = (0f64, 0f64);
+        for _ in 0..cfg.rounds {
+            relay_best = relay_best.max(relay_run(n, sink_addr, &cfg));
+            engine_best = engine_best.max(engine_run(n, sink_addr, &cfg));
+        }
+        let line = json!({
+            "bench": "fanout",
+            "n": n,
+            "payload_bytes": PAYLOAD_BYTES,
+            "engine_pps": engine_best.round(),
+            "relay_pps": relay_best.round(),
+            "ratio": (engine_best / relay_best * 1000.0).round() / 1000.0,
+            "counted": "datagrams accepted by the kernel on send, per second; engine and relay on one shard pinned to core 0, sender on core 1, sinks never read",
+        });
+        println!("{line}");
+    }
+}

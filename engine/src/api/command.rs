@@ -1,0 +1,303 @@
+//! Commands from the API to a shard, and the adapter that runs the sans-IO core on a shard of
+//! the `shardsfu-net` runtime.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use shardsfu_net::{Io, ShardInfo, ShardService, SocketId};
+
+use super::dispatch::Dispatch;
+use super::oneshot;
+use crate::core::{
+    CloseReason, ConsumerSpec, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard, ShardSnapshot, Sink, Snapshot,
+    SCRATCH_BYTES,
+};
+use crate::error::{Error, Result};
+
+/// How a PlainTransport's sockets are bound.
+#[derive(Debug, Clone)]
+pub(crate) struct PlainListen {
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+    pub port_range: (u16, u16),
+    pub rtcp_mux: bool,
+    pub comedia: bool,
+}
+
+/// What a PlainTransport got bound to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlainBound {
+    pub local: SocketAddr,
+    pub local_rtcp: Option<SocketAddr>,
+}
+
+pub(crate) enum Command {
+    CreateRouter { id: ObjectId },
+    CloseRouter { id: ObjectId, reason: Option<CloseReason> },
+    CreatePlainTransport { router: ObjectId, id: ObjectId, listen: PlainListen },
+    ConnectPlainTransport { id: ObjectId, remote: SocketAddr, remote_rtcp: Option<SocketAddr> },
+    CreateDirectTransport { router: ObjectId, id: ObjectId },
+    CloseTransport { id: ObjectId },
+    Produce { transport: ObjectId, id: ObjectId, spec: Box<ProducerSpec> },
+    Consume { transport: ObjectId, id: ObjectId, spec: Box<ConsumerSpec> },
+    PauseProducer { id: ObjectId },
+    ResumeProducer { id: ObjectId },
+    CloseProducer { id: ObjectId },
+    PauseConsumer { id: ObjectId },
+    ResumeConsumer { id: ObjectId },
+    CloseConsumer { id: ObjectId },
+    RequestKeyFrame { id: ObjectId },
+    DirectRtp { producer: ObjectId, packet: Vec<u8> },
+    DirectRtcp { transport: ObjectId, packet: Vec<u8> },
+    Snapshot { id: ObjectId },
+    ShardSnapshot,
+}
+
+pub(crate) enum Response {
+    Unit,
+    Plain(PlainBound),
+    Snapshot(Snapshot),
+    Shard(ShardSnapshot),
+}
+
+/// A command and, unless fire-and-forget, where its reply goes.
+pub(crate) struct Envelope {
+    pub cmd: Command,
+    pub reply: Option<oneshot::Sender<Result<Response>>>,
+}
+
+/// Object counts a shard publishes for placement (control plane: updated per command).
+#[derive(Debug, Default)]
+pub(crate) struct ShardGauges {
+    pub routers: AtomicU32,
+    pub transports: AtomicU32,
+    pub consumers: AtomicU32,
+}
+
+/// Runs a [`Shard`] inside the net runtime.
+pub(crate) struct ShardAdapter {
+    shard: Shard,
+    index: usize,
+    dispatch: mpsc::Sender<Dispatch>,
+    gauges: Arc<ShardGauges>,
+    /// Where sends from the control path are assembled (their bodies cannot be borrowed).
+    staging: Box<[u8; SCRATCH_BYTES]>,
+    port_cursor: u32,
+}
+
+impl ShardAdapter {
+    pub fn new(info: ShardInfo, dispatch: mpsc::Sender<Dispatch>, gauges: Arc<ShardGauges>) -> Self {
+        let now = Instant::now();
+        ShardAdapter {
+            shard: Shard::new(now, NtpClock::new(now, SystemTime::now())),
+            index: info.index,
+            dispatch,
+            gauges,
+            staging: Box::new([0; SCRATCH_BYTES]),
+            port_cursor: (info.index as u32).wrapping_mul(7919),
+        }
+    }
+
+    fn flush_events(&mut self) {
+        while let Some(ev) = self.shard.poll_event() {
+            let _ = self.dispatch.send(Dispatch::Event(ev));
+        }
+    }
+
+    fn bind_plain(
+        &mut self,
+        io: &mut Io<'_, Envelope>,
+        listen: &PlainListen,
+    ) -> Result<(SocketId, SocketAddr, Option<(SocketId, SocketAddr)>)> {
+        let bind = |io: &mut Io<'_, Envelope>, port: u16| -> std::io::Result<(SocketId, SocketAddr)> {
+            let s = io.bind_udp(SocketAddr::new(listen.ip, port))?;
+            let addr = io.local_addr(s).unwrap_or(SocketAddr::new(listen.ip, port));
+            Ok((s, addr))
+        };
+        let rtp = match listen.port {
+            Some(port) => bind(io, port).map_err(|e| Error::other(format!("cannot bind {}:{port}: {e}", listen.ip)))?,
+            None => {
+                let (min, max) = listen.port_range;
+                if min > max {
+                    return Err(Error::type_error("portRange min > max"));
+                }
+                let span = u32::from(max - min) + 1;
+                let mut found = None;
+                for _ in 0..span.min(1000) {
+                    self.port_cursor = self.port_cursor.wrapping_add(2_654_435_761 % span.max(1)).wrapping_add(1);
+                    let port = min + (self.port_cursor % span) as u16;
+                    if let Ok(b) = bind(io, port) {
+                        found = Some(b);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| Error::other(format!("no free port in range {min}-{max}")))?
+            }
+        };
+        let rtcp = if listen.rtcp_mux {
+            None
+        } else {
+            match bind(io, 0) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    io.close_udp(rtp.0);
+                    return Err(Error::other(format!("cannot bind RTCP socket: {e}")));
+                }
+            }
+        };
+        Ok((rtp.0, rtp.1, rtcp))
+    }
+
+    fn run(&mut self, now: Instant, cmd: Command, io: &mut Io<'_, Envelope>) -> Result<Response> {
+        let shard = &mut self.shard;
+        match cmd {
+            Command::CreateRouter { id } => shard.create_router(id).map(|_| Response::Unit),
+            Command::CloseRouter { id, reason } => shard.close_router(id, reason).map(|_| Response::Unit),
+            Command::CreatePlainTransport { router, id, listen } => {
+                if self.shard.kind_of(router).is_none() {
+                    return Err(Error::invalid_state(format!("router {router} not found or closed")));
+                }
+                let (rtp_socket, local, rtcp) = self.bind_plain(io, &listen)?;
+                let spec = PlainSpec {
+                    rtp_socket,
+                    local,
+                    rtcp_socket: rtcp.map(|r| r.0),
+                    local_rtcp: rtcp.map(|r| r.1),
+                    comedia: listen.comedia,
+                    rtcp_mux: listen.rtcp_mux,
+                };
+                match self.shard.create_plain_transport(now, router, id, spec) {
+                    Ok(()) => Ok(Response::Plain(PlainBound { local, local_rtcp: rtcp.map(|r| r.1) })),
+                    Err(e) => {
+                        io.close_udp(rtp_socket);
+                        if let Some((s, _)) = rtcp {
+                            io.close_udp(s);
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            Command::ConnectPlainTransport { id, remote, remote_rtcp } => {
+                shard.connect_plain_transport(id, remote, remote_rtcp).map(|_| Response::Unit)
+            }
+            Command::CreateDirectTransport { router, id } => {
+                shard.create_direct_transport(now, router, id).map(|_| Response::Unit)
+            }
+            Command::CloseTransport { id } => shard.close_transport(id).map(|_| Response::Unit),
+            Command::Produce { transport, id, spec } => {
+                shard.produce(now, transport, id, *spec).map(|_| Response::Unit)
+            }
+            Command::Consume { transport, id, spec } => {
+                shard.consume(now, transport, id, *spec).map(|_| Response::Unit)
+            }
+            Command::PauseProducer { id } => shard.pause_producer(id).map(|_| Response::Unit),
+            Command::ResumeProducer { id } => shard.resume_producer(now, id).map(|_| Response::Unit),
+            Command::CloseProducer { id } => shard.close_producer(id).map(|_| Response::Unit),
+            Command::PauseConsumer { id } => shard.pause_consumer(id).map(|_| Response::Unit),
+            Command::ResumeConsumer { id } => shard.resume_consumer(now, id).map(|_| Response::Unit),
+            Command::CloseConsumer { id } => shard.close_consumer(id).map(|_| Response::Unit),
+            Command::RequestKeyFrame { id } => shard.consumer_request_key_frame(now, id).map(|_| Response::Unit),
+            Command::DirectRtp { producer, mut packet } => {
+                let mut sink = Staging { io, buf: &mut self.staging };
+                shard.handle_direct_rtp(now, producer, &mut packet, &mut sink).map(|_| Response::Unit)
+            }
+            Command::DirectRtcp { transport, mut packet } => {
+                let mut sink = Staging { io, buf: &mut self.staging };
+                shard.handle_direct_rtcp(now, transport, &mut packet, &mut sink).map(|_| Response::Unit)
+            }
+            Command::Snapshot { id } => shard.snapshot(id).map(Response::Snapshot),
+            Command::ShardSnapshot => Ok(Response::Shard(shard.shard_snapshot())),
+        }
+    }
+
+    fn after_control(&mut self, now: Instant, io: &mut Io<'_, Envelope>) {
+        let mut sink = Staging { io, buf: &mut self.staging };
+        self.shard.send_key_frame_requests(now, &mut sink);
+        for s in self.shard.take_released_sockets() {
+            io.close_udp(s);
+        }
+        let counts = self.shard.object_counts();
+        self.gauges.routers.store(counts.routers, Ordering::Relaxed);
+        self.gauges.transports.store(counts.transports, Ordering::Relaxed);
+        self.gauges.consumers.store(counts.consumers, Ordering::Relaxed);
+    }
+}
+
+/// Sink for the control path: head and body are copied together, since nothing borrowed from a
+/// command outlives it.
+struct Staging<'x, 'io> {
+    io: &'x mut Io<'io, Envelope>,
+    buf: &'x mut [u8; SCRATCH_BYTES],
+}
+
+impl<'a> Sink<'a> for Staging<'_, '_> {
+    fn send(&mut self, socket: SocketId, dest: SocketAddr, head: &[u8], body: &'a [u8]) {
+        let n = head.len() + body.len();
+        if n > self.buf.len() {
+            return;
+        }
+        self.buf[..head.len()].copy_from_slice(head);
+        self.buf[head.len()..n].copy_from_slice(body);
+        self.io.send(socket, dest, &self.buf[..n], &[]);
+    }
+}
+
+/// Sink for the packet path: bodies stay borrowed from the receive buffer until the batch flush.
+struct Direct<'x, 'a> {
+    io: &'x mut Io<'a, Envelope>,
+}
+
+impl<'a> Sink<'a> for Direct<'_, 'a> {
+    #[inline]
+    fn send(&mut self, socket: SocketId, dest: SocketAddr, head: &[u8], body: &'a [u8]) {
+        self.io.send(socket, dest, head, body);
+    }
+}
+
+impl ShardService for ShardAdapter {
+    type Command = Envelope;
+
+    fn on_command(&mut self, now: Instant, env: Envelope, io: &mut Io<'_, Envelope>) {
+        let result = self.run(now, env.cmd, io);
+        self.after_control(now, io);
+        self.flush_events();
+        if let Some(reply) = env.reply {
+            let _ = self.dispatch.send(Dispatch::Reply(Box::new(move || reply.send(result))));
+        }
+    }
+
+    #[inline]
+    fn on_datagram<'a>(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        src: SocketAddr,
+        data: &'a mut [u8],
+        io: &mut Io<'a, Envelope>,
+    ) {
+        self.shard.handle_datagram(now, socket, src, data, &mut Direct { io });
+        if self.shard.has_events() {
+            self.flush_events();
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.shard.poll_timeout()
+    }
+
+    fn on_timeout(&mut self, now: Instant, io: &mut Io<'_, Envelope>) {
+        let mut sink = Staging { io, buf: &mut self.staging };
+        self.shard.handle_timeout(now, &mut sink);
+        self.flush_events();
+    }
+
+    fn on_stop(&mut self, _now: Instant, io: &mut Io<'_, Envelope>) {
+        let _ = self.index;
+        for s in self.shard.take_released_sockets() {
+            io.close_udp(s);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Events from shards to application callbacks, on one dispatcher thread per engine.
+//!
+//! Shards never run application code: they push [`Dispatch`] items into a channel, and the
+//! dispatcher marks objects closed or paused and calls the handlers registered on them. Replies
+//! to commands travel the same channel, so a close cascade's events are delivered before the
+//! call that caused it returns.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Weak};
+
+use crate::core::{Event, ObjectId};
+
+/// What a handler receives.
+#[derive(Debug, Clone)]
+pub enum EventArg<'e> {
+    None,
+    Tuple { local: SocketAddr, remote: SocketAddr },
+    Bytes(&'e [u8]),
+}
+
+type Handler = Box<dyn Fn(&EventArg<'_>) + Send + Sync>;
+
+/// Identifies a registered handler, for removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandlerId(u64);
+
+static NEXT_HANDLER: AtomicU64 = AtomicU64::new(1);
+
+/// State of one object shared by all clones of its handle and the dispatcher.
+pub(crate) struct ObjectShared {
+    pub id: ObjectId,
+    pub uuid: String,
+    pub closed: AtomicBool,
+    pub paused: AtomicBool,
+    pub producer_paused: AtomicBool,
+    /// Remote RTP and RTCP addresses learned by a comedia transport.
+    pub remote: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
+    handlers: Mutex<Vec<(HandlerId, &'static str, Handler)>>,
+}
+
+impl ObjectShared {
+    pub fn new(id: ObjectId, uuid: String, paused: bool) -> Arc<Self> {
+        Arc::new(ObjectShared {
+            id,
+            uuid,
+            closed: AtomicBool::new(false),
+            paused: AtomicBool::new(paused),
+            producer_paused: AtomicBool::new(false),
+            remote: Mutex::new((None, None)),
+            handlers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn on(&self, event: &'static str, f: Handler) -> HandlerId {
+        let id = HandlerId(NEXT_HANDLER.fetch_add(1, Ordering::Relaxed));
+        self.handlers.lock().expect("handlers lock").push((id, event, f));
+        id
+    }
+
+    pub fn off(&self, id: HandlerId) {
+        self.handlers.lock().expect("handlers lock").retain(|(h, _, _)| *h != id);
+    }
+
+    pub fn emit(&self, event: &str, arg: &EventArg<'_>) {
+        let handlers = self.handlers.lock().expect("handlers lock");
+        for (_, name, f) in handlers.iter() {
+            if *name == event {
+                f(arg);
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Mark closed; true if this call closed it. Emits the observer's `close`.
+    pub fn mark_closed(&self) -> bool {
+        let first = !self.closed.swap(true, Ordering::AcqRel);
+        if first {
+            self.emit("@close", &EventArg::None);
+        }
+        first
+    }
+}
+
+/// One item for the dispatcher.
+pub(crate) enum Dispatch {
+    Event(Event),
+    Reply(Box<dyn FnOnce() + Send>),
+}
+
+/// Live objects by id, for routing events. Entries leave when the object closes.
+#[derive(Default)]
+pub(crate) struct Registry {
+    objects: Mutex<HashMap<ObjectId, Weak<ObjectShared>>>,
+}
+
+impl Registry {
+    pub fn insert(&self, obj: &Arc<ObjectShared>) {
+        self.objects.lock().expect("registry lock").insert(obj.id, Arc::downgrade(obj));
+    }
+
+    pub fn get(&self, id: ObjectId) -> Option<Arc<ObjectShared>> {
+        self.objects.lock().expect("registry lock").get(&id).and_then(Weak::upgrade)
+    }
+
+    /// The UUID string of a live object.
+    pub fn uuid(&self, id: ObjectId) -> Option<String> {
+        self.get(id).map(|o| o.uuid.clone())
+    }
+
+    pub fn remove(&self, id: ObjectId) {
+        self.objects.lock().expect("registry lock").remove(&id);
+    }
+}
+
+/// The dispatcher loop; returns when every sender is gone.
+pub(crate) fn run(rx: mpsc::Receiver<Dispatch>, registry: Arc<Registry>) {
+    while let Ok(item) = rx.recv() {
+        match item {
+            Dispatch::Reply(f) => f(),
+            Dispatch::Event(ev) => deliver(&registry, ev),
+        }
+    }
+}
+
+fn deliver(registry: &Registry, ev: Event) {
+    match ev {
+        Event::Closed { object, reason } => {
+            if let Some(obj) = registry.get(object) {
+                if !obj.is_closed() {
+                    obj.closed.store(true, Ordering::Release);
+                    obj.emit(reason.event_name(), &EventArg::None);
+                    obj.emit("@close", &EventArg::None);
+                }
+            }
+            registry.remove(object);
+        }
+        Event::ProducerPaused { consumer } => {
+            if let Some(obj) = registry.get(consumer) {
+                obj.producer_paused.store(true, Ordering::Release);
+                obj.emit("producerpause", &EventArg::None);
+            }
+        }
+        Event::ProducerResumed { consumer } => {
+            if let Some(obj) = registry.get(consumer) {
+                obj.producer_paused.store(false, Ordering::Release);
+                obj.emit("producerresume", &EventArg::None);
+            }
+        }
+        Event::Tuple { transport, local, remote } => {
+            if let Some(obj) = registry.get(transport) {
+                obj.remote.lock().expect("remote lock").0 = Some(remote);
+                obj.emit("tuple", &EventArg::Tuple { local, remote });
+            }
+        }
+        Event::RtcpTuple { transport, local, remote } => {
+            if let Some(obj) = registry.get(transport) {
+                obj.remote.lock().expect("remote lock").1 = Some(remote);
+                obj.emit("rtcptuple", &EventArg::Tuple { local, remote });
+            }
+        }
+        Event::DirectRtp { consumer, packet } => {
+            if let Some(obj) = registry.get(consumer) {
+                obj.emit("rtp", &EventArg::Bytes(&packet));
+            }
+        }
+        Event::DirectRtcp { transport, packet } => {
+            if let Some(obj) = registry.get(transport) {
+                obj.emit("rtcp", &EventArg::Bytes(&packet));
+            }
+        }
+    }
+}

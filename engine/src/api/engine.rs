@@ -1,0 +1,414 @@
+//! Engine (the shards) and Worker (a logical group of routers, as mediasoup apps expect; its
+//! routers may sit on any shard).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shardsfu_net::{Runtime, RuntimeConfig, ShardHandle, SubmitError};
+
+use super::command::{Command, Envelope, Response, ShardAdapter, ShardGauges};
+use super::dispatch::{self, Dispatch, EventArg, HandlerId, ObjectShared, Registry};
+use super::oneshot;
+use super::producer::ProducerEntry;
+use super::router::{Router, RouterOptions};
+use crate::core::{CloseReason, ObjectId};
+use crate::error::{Error, Result};
+use crate::placement::{place_router, Placement, PlacementPolicy, ShardLoadView};
+
+/// How many times a full control ring is retried (with a short sleep) before giving up.
+const MAX_SUBMIT_RETRIES: u32 = 20_000;
+
+/// Engine start options.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Number of shards; 0 = one per CPU.
+    pub shards: usize,
+    /// Pin each shard to a core.
+    pub pin: bool,
+    /// Spin this long with no work before parking a shard.
+    pub spin_before_park: Duration,
+    pub placement: PlacementPolicy,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            shards: 0,
+            pin: true,
+            spin_before_park: Duration::from_micros(50),
+            placement: PlacementPolicy::default(),
+        }
+    }
+}
+
+pub(crate) struct EngineInner {
+    runtime: Mutex<Option<Runtime<Envelope>>>,
+    shards: Vec<ShardHandle<Envelope>>,
+    gauges: Vec<Arc<ShardGauges>>,
+    pub(crate) registry: Arc<Registry>,
+    next_id: AtomicU64,
+    pub(crate) producers: Mutex<HashMap<String, Arc<ProducerEntry>>>,
+    policy: PlacementPolicy,
+    placements: Mutex<Vec<(String, Placement, Vec<ShardLoadView>)>>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl EngineInner {
+    pub(crate) fn alloc_id(&self) -> ObjectId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn submit(&self, shard: usize, mut env: Envelope) -> Result<()> {
+        let handle = self.shards.get(shard).ok_or_else(|| Error::other(format!("no shard {shard}")))?;
+        for _ in 0..MAX_SUBMIT_RETRIES {
+            match handle.submit(env) {
+                Ok(()) => return Ok(()),
+                Err(SubmitError::Full(e)) => {
+                    env = e;
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                Err(SubmitError::Stopped(_)) => return Err(Error::invalid_state("engine closed")),
+            }
+        }
+        Err(Error::other(format!("control ring of shard {shard} stays full")))
+    }
+
+    /// Send a command and wait for its reply.
+    pub(crate) async fn request(&self, shard: usize, cmd: Command) -> Result<Response> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(shard, Envelope { cmd, reply: Some(tx) })?;
+        rx.await.map_err(|_| Error::invalid_state("engine closed"))?
+    }
+
+    /// Send a command without waiting (close, pause from a sync context).
+    pub(crate) fn tell(&self, shard: usize, cmd: Command) {
+        let _ = self.submit(shard, Envelope { cmd, reply: None });
+    }
+
+    pub(crate) fn loads(&self) -> Vec<ShardLoadView> {
+        self.shards
+            .iter()
+            .zip(&self.gauges)
+            .enumerate()
+            .map(|(i, (h, g))| ShardLoadView {
+                shard: i,
+                busy_fraction: h.load().busy_fraction,
+                routers: g.routers.load(Ordering::Relaxed),
+                transports: g.transports.load(Ordering::Relaxed),
+                consumers: g.consumers.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Choose a shard for a new router and remember why (shown in `Engine::dump()`).
+    pub(crate) fn place(&self, router_uuid: &str) -> usize {
+        let loads = self.loads();
+        let decision = place_router(&loads, &self.policy);
+        tracing::debug!(
+            router = router_uuid,
+            shard = decision.shard,
+            score = decision.score,
+            overloaded = decision.overloaded,
+            "router placed"
+        );
+        let mut log = self.placements.lock().expect("placements lock");
+        if log.len() >= 64 {
+            log.remove(0);
+        }
+        log.push((router_uuid.to_owned(), decision, loads));
+        // Count the router at once so back-to-back placements see it.
+        self.gauges[decision.shard].routers.fetch_add(1, Ordering::Relaxed);
+        decision.shard
+    }
+}
+
+/// The running engine: its shards and the event dispatcher. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl Engine {
+    /// Start the shards. Fails with a clear message when io_uring or the memlock limit is not
+    /// what glommio needs.
+    pub fn start(options: EngineOptions) -> Result<Engine> {
+        let (tx, rx) = mpsc::channel::<Dispatch>();
+        let registry = Arc::new(Registry::default());
+        let count = if options.shards == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            options.shards
+        };
+        let gauges: Vec<Arc<ShardGauges>> = (0..count).map(|_| Arc::new(ShardGauges::default())).collect();
+        let factory_gauges = gauges.clone();
+        let factory_tx = Mutex::new(tx);
+        let config = RuntimeConfig {
+            shards: count,
+            pin: options.pin,
+            spin_before_park: options.spin_before_park,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::start(config, move |info| {
+            let tx = factory_tx.lock().expect("factory lock").clone();
+            ShardAdapter::new(info, tx, factory_gauges[info.index].clone())
+        })
+        .map_err(|e| Error::other(e.to_string()))?;
+        let shards = (0..runtime.shard_count()).map(|i| runtime.handle(i)).collect();
+        let reg = registry.clone();
+        let dispatcher = std::thread::Builder::new()
+            .name("shardsfu-events".into())
+            .spawn(move || dispatch::run(rx, reg))
+            .map_err(|e| Error::other(format!("cannot start the event dispatcher: {e}")))?;
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                runtime: Mutex::new(Some(runtime)),
+                shards,
+                gauges,
+                registry,
+                next_id: AtomicU64::new(1),
+                producers: Mutex::new(HashMap::new()),
+                policy: options.placement,
+                placements: Mutex::new(Vec::new()),
+                dispatcher: Mutex::new(Some(dispatcher)),
+            }),
+        })
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// Measured load and object counts per shard: the inputs of placement.
+    pub fn loads(&self) -> Vec<ShardLoadView> {
+        self.inner.loads()
+    }
+
+    /// What the I/O layer measured on one shard (datagrams in and out, drops, busy fraction).
+    pub fn net_load(&self, shard: usize) -> shardsfu_net::ShardLoad {
+        self.inner.shards.get(shard).map(|h| h.load()).unwrap_or_default()
+    }
+
+    /// mediasoup's `createWorker()`.
+    pub async fn create_worker(&self, settings: WorkerSettings) -> Result<Worker> {
+        settings.validate()?;
+        let shared = ObjectShared::new(self.inner.alloc_id(), uuid::Uuid::new_v4().to_string(), false);
+        Ok(Worker {
+            inner: Arc::new(WorkerInner {
+                engine: self.inner.clone(),
+                pid: std::process::id(),
+                shared,
+                settings: Mutex::new(settings),
+                routers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Per shard: object counts, drop counters, load; and the last placement decisions.
+    pub async fn dump(&self) -> Result<Value> {
+        let mut shards = Vec::new();
+        let loads = self.loads();
+        for (i, load) in loads.iter().enumerate() {
+            let snap = match self.inner.request(i, Command::ShardSnapshot).await? {
+                Response::Shard(s) => s,
+                _ => return Err(Error::other("unexpected reply")),
+            };
+            let net = self.inner.shards[i].load();
+            shards.push(json!({
+                "shard": i,
+                "load": load,
+                "objects": snap.objects,
+                "drops": snap.drops,
+                "rxPackets": net.rx_packets,
+                "txPackets": net.tx_packets,
+                "txDropped": net.tx_dropped,
+                "rxTruncated": net.rx_truncated,
+            }));
+        }
+        let placements: Vec<Value> = self
+            .inner
+            .placements
+            .lock()
+            .expect("placements lock")
+            .iter()
+            .map(|(router, p, inputs)| json!({ "routerId": router, "decision": p, "inputs": inputs }))
+            .collect();
+        Ok(json!({ "shards": shards, "placementPolicy": self.inner.policy, "placements": placements }))
+    }
+
+    /// Stop every shard; all objects are gone afterwards.
+    pub fn close(&self) {
+        if let Some(rt) = self.inner.runtime.lock().expect("runtime lock").take() {
+            rt.shutdown();
+        }
+    }
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.lock().map(|mut r| r.take()).ok().flatten() {
+            rt.shutdown();
+        }
+        if let Some(d) = self.dispatcher.lock().ok().and_then(|mut d| d.take()) {
+            // The dispatcher ends once the shards (the senders) are gone; don't wait on it from
+            // its own thread.
+            if d.thread().id() != std::thread::current().id() {
+                let _ = d.join();
+            }
+        }
+    }
+}
+
+static DEFAULT_ENGINE: OnceLock<Engine> = OnceLock::new();
+
+/// mediasoup's `createWorker()` on a process-wide engine started on first use with defaults.
+pub async fn create_worker(settings: WorkerSettings) -> Result<Worker> {
+    let engine = match DEFAULT_ENGINE.get() {
+        Some(e) => e.clone(),
+        None => {
+            let e = Engine::start(EngineOptions::default())?;
+            DEFAULT_ENGINE.get_or_init(|| e).clone()
+        }
+    };
+    engine.create_worker(settings).await
+}
+
+/// mediasoup's `WorkerSettings`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSettings {
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    #[serde(default)]
+    pub log_tags: Vec<String>,
+    #[serde(default = "default_min_port")]
+    pub rtc_min_port: u16,
+    #[serde(default = "default_max_port")]
+    pub rtc_max_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtls_certificate_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtls_private_key_file: Option<String>,
+    #[serde(default)]
+    pub app_data: Value,
+}
+
+fn default_log_level() -> String {
+    "error".into()
+}
+fn default_min_port() -> u16 {
+    10000
+}
+fn default_max_port() -> u16 {
+    59999
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            log_level: default_log_level(),
+            log_tags: Vec::new(),
+            rtc_min_port: default_min_port(),
+            rtc_max_port: default_max_port(),
+            dtls_certificate_file: None,
+            dtls_private_key_file: None,
+            app_data: Value::Object(Default::default()),
+        }
+    }
+}
+
+impl WorkerSettings {
+    fn validate(&self) -> Result<()> {
+        if !matches!(self.log_level.as_str(), "debug" | "warn" | "error" | "none") {
+            return Err(Error::type_error(format!("invalid logLevel '{}'", self.log_level)));
+        }
+        if self.rtc_min_port > self.rtc_max_port {
+            return Err(Error::type_error("rtcMinPort cannot be greater than rtcMaxPort"));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct WorkerInner {
+    pub(crate) engine: Arc<EngineInner>,
+    pid: u32,
+    pub(crate) shared: Arc<ObjectShared>,
+    pub(crate) settings: Mutex<WorkerSettings>,
+    routers: Mutex<Vec<Router>>,
+}
+
+/// mediasoup's Worker: a logical group of routers. Its routers are placed on shards by load.
+#[derive(Clone)]
+pub struct Worker {
+    pub(crate) inner: Arc<WorkerInner>,
+}
+
+impl Worker {
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    pub fn closed(&self) -> bool {
+        self.inner.shared.is_closed()
+    }
+
+    pub fn app_data(&self) -> Value {
+        self.inner.settings.lock().expect("settings lock").app_data.clone()
+    }
+
+    /// mediasoup's `worker.createRouter({ mediaCodecs, appData })`.
+    pub async fn create_router(&self, options: RouterOptions) -> Result<Router> {
+        if self.closed() {
+            return Err(Error::invalid_state("Worker closed"));
+        }
+        let router = Router::create(self, options).await?;
+        let mut routers = self.inner.routers.lock().expect("routers lock");
+        routers.retain(|r| !r.closed());
+        routers.push(router.clone());
+        Ok(router)
+    }
+
+    /// mediasoup's `worker.updateSettings({ logLevel, logTags })`.
+    pub fn update_settings(&self, log_level: Option<String>, log_tags: Option<Vec<String>>) -> Result<()> {
+        let mut s = self.inner.settings.lock().expect("settings lock");
+        let mut next = s.clone();
+        if let Some(l) = log_level {
+            next.log_level = l;
+        }
+        if let Some(t) = log_tags {
+            next.log_tags = t;
+        }
+        next.validate()?;
+        *s = next;
+        Ok(())
+    }
+
+    pub fn dump(&self) -> Value {
+        let routers = self.inner.routers.lock().expect("routers lock");
+        json!({
+            "pid": self.inner.pid,
+            "webRtcServerIds": [],
+            "routerIds": routers.iter().filter(|r| !r.closed()).map(|r| r.id().to_owned()).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Close the worker and, with `workerclose`, all its routers.
+    pub fn close(&self) {
+        if !self.inner.shared.mark_closed() {
+            return;
+        }
+        let routers = std::mem::take(&mut *self.inner.routers.lock().expect("routers lock"));
+        for r in routers {
+            r.close_with(Some(CloseReason::WorkerClosed));
+        }
+    }
+
+    /// Observer `close`.
+    pub fn on_close(&self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
+        self.inner.shared.on("@close", Box::new(move |_: &EventArg<'_>| f()))
+    }
+}

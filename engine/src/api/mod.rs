@@ -1,0 +1,27 @@
+//! The embedded API: mediasoup v3's objects as cheap `Send + Sync` handles.
+//!
+//! Each call becomes a command on the owning shard's control ring; async methods resolve when
+//! the shard has applied it. Events (mediasoup's `on('...')`) are delivered to callbacks on one
+//! dispatcher thread per engine: keep callbacks short and never block on an engine call inside
+//! one.
+
+mod block_on;
+mod command;
+mod consumer;
+mod dispatch;
+mod engine;
+mod oneshot;
+mod producer;
+mod router;
+mod transport;
+
+pub use block_on::block_on;
+pub use consumer::{Consumer, ConsumerOptions};
+pub use dispatch::HandlerId;
+pub use engine::{create_worker, Engine, EngineOptions, Worker, WorkerSettings};
+pub use producer::{Producer, ProducerOptions, ProducerType};
+pub use router::{Router, RouterOptions};
+pub use transport::{
+    DirectTransport, DirectTransportOptions, PlainTransport, PlainTransportConnect, PlainTransportOptions, PortRange,
+    Protocol, Transport, TransportListenInfo, TransportTuple,
+};

@@ -1,0 +1,229 @@
+//! Router: mediasoup's room. Placed on a shard by measured load; its transports live there.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::command::{Command, PlainListen, Response};
+use super::dispatch::{EventArg, HandlerId, ObjectShared};
+use super::engine::{EngineInner, Worker};
+use super::transport::{
+    DirectTransport, DirectTransportOptions, PlainTransport, PlainTransportOptions, Protocol, Transport,
+    TransportVariant,
+};
+use crate::core::{CloseReason, ObjectId, Snapshot};
+use crate::error::{Error, Result};
+use crate::ortc;
+use crate::rtp_parameters::{RtpCapabilities, RtpCodecCapability};
+
+/// mediasoup's `RouterOptions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterOptions {
+    #[serde(default)]
+    pub media_codecs: Vec<RtpCodecCapability>,
+    #[serde(default)]
+    pub app_data: Value,
+}
+
+pub(crate) struct RouterInner {
+    pub(crate) engine: Arc<EngineInner>,
+    pub(crate) worker: Worker,
+    pub(crate) id: String,
+    pub(crate) oid: ObjectId,
+    pub(crate) shard: usize,
+    pub(crate) rtp_capabilities: RtpCapabilities,
+    pub(crate) shared: Arc<ObjectShared>,
+    app_data: Value,
+    transports: Mutex<Vec<Transport>>,
+}
+
+/// mediasoup's Router.
+#[derive(Clone)]
+pub struct Router {
+    pub(crate) inner: Arc<RouterInner>,
+}
+
+impl Router {
+    pub(crate) async fn create(worker: &Worker, options: RouterOptions) -> Result<Router> {
+        let mut media_codecs = options.media_codecs;
+        for codec in &mut media_codecs {
+            ortc::validate_rtp_codec_capability(codec)?;
+        }
+        let rtp_capabilities = ortc::generate_router_rtp_capabilities(&media_codecs)?;
+        let engine = worker.inner.engine.clone();
+        let id = uuid::Uuid::new_v4().to_string();
+        let oid = engine.alloc_id();
+        let shard = engine.place(&id);
+        engine.request(shard, Command::CreateRouter { id: oid }).await?;
+        let shared = ObjectShared::new(oid, id.clone(), false);
+        engine.registry.insert(&shared);
+        Ok(Router {
+            inner: Arc::new(RouterInner {
+                engine,
+                worker: worker.clone(),
+                id,
+                oid,
+                shard,
+                rtp_capabilities,
+                shared,
+                app_data: options.app_data,
+                transports: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The shard this router was placed on.
+    pub fn shard(&self) -> usize {
+        self.inner.shard
+    }
+
+    pub fn closed(&self) -> bool {
+        self.inner.shared.is_closed()
+    }
+
+    pub fn app_data(&self) -> &Value {
+        &self.inner.app_data
+    }
+
+    pub fn rtp_capabilities(&self) -> &RtpCapabilities {
+        &self.inner.rtp_capabilities
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed() {
+            return Err(Error::invalid_state("Router closed"));
+        }
+        Ok(())
+    }
+
+    fn register(&self, t: &Transport) {
+        let mut ts = self.inner.transports.lock().expect("transports lock");
+        ts.retain(|t| !t.closed());
+        ts.push(t.clone());
+    }
+
+    /// mediasoup's `router.createPlainTransport(options)`.
+    pub async fn create_plain_transport(&self, options: PlainTransportOptions) -> Result<PlainTransport> {
+        self.check_open()?;
+        let info = &options.listen_info;
+        if info.protocol != Protocol::Udp {
+            return Err(Error::type_error("PlainTransport only supports protocol 'udp'"));
+        }
+        let ip = info.ip.parse().map_err(|_| Error::type_error(format!("invalid listenInfo.ip '{}'", info.ip)))?;
+        let settings = self.inner.worker.inner.settings.lock().expect("settings lock").clone();
+        let port_range = match info.port_range {
+            Some(r) => (r.min, r.max),
+            None => (settings.rtc_min_port, settings.rtc_max_port),
+        };
+        let listen = PlainListen {
+            ip,
+            port: info.port.filter(|p| *p != 0),
+            port_range,
+            rtcp_mux: options.rtcp_mux,
+            comedia: options.comedia,
+        };
+        let oid = self.inner.engine.alloc_id();
+        let bound = match self
+            .inner
+            .engine
+            .request(self.inner.shard, Command::CreatePlainTransport { router: self.inner.oid, id: oid, listen })
+            .await?
+        {
+            Response::Plain(b) => b,
+            _ => return Err(Error::other("unexpected reply")),
+        };
+        let t = Transport::new(self, oid, options.app_data.clone(), TransportVariant::Plain { options, bound });
+        self.register(&t);
+        Ok(PlainTransport { transport: t })
+    }
+
+    /// mediasoup's `router.createDirectTransport(options)`.
+    pub async fn create_direct_transport(&self, options: DirectTransportOptions) -> Result<DirectTransport> {
+        self.check_open()?;
+        if options.max_message_size == 0 {
+            return Err(Error::type_error("invalid maxMessageSize"));
+        }
+        let oid = self.inner.engine.alloc_id();
+        self.inner
+            .engine
+            .request(self.inner.shard, Command::CreateDirectTransport { router: self.inner.oid, id: oid })
+            .await?;
+        let t = Transport::new(self, oid, options.app_data.clone(), TransportVariant::Direct { options });
+        self.register(&t);
+        Ok(DirectTransport { transport: t })
+    }
+
+    /// mediasoup's `router.canConsume({ producerId, rtpCapabilities })`.
+    pub fn can_consume(&self, producer_id: &str, rtp_capabilities: &RtpCapabilities) -> bool {
+        let producers = self.inner.engine.producers.lock().expect("producers lock");
+        let Some(p) = producers.get(producer_id).filter(|p| p.router == self.inner.oid) else {
+            tracing::error!(producer_id, "canConsume() | Producer not found");
+            return false;
+        };
+        let mut caps = rtp_capabilities.clone();
+        if ortc::validate_rtp_capabilities(&mut caps).is_err() {
+            return false;
+        }
+        ortc::can_consume(&p.consumable_rtp_parameters, &caps).unwrap_or(false)
+    }
+
+    /// mediasoup's `router.dump()`.
+    pub async fn dump(&self) -> Result<Value> {
+        self.check_open()?;
+        let snap = self.inner.engine.request(self.inner.shard, Command::Snapshot { id: self.inner.oid }).await?;
+        let Response::Snapshot(Snapshot::Router(r)) = snap else {
+            return Err(Error::other("unexpected reply"));
+        };
+        let registry = &self.inner.engine.registry;
+        let name = |oid: &ObjectId| registry.uuid(*oid).unwrap_or_else(|| oid.to_string());
+        Ok(json!({
+            "id": self.inner.id,
+            "shard": self.inner.shard,
+            "transportIds": r.transports.iter().map(&name).collect::<Vec<_>>(),
+            "rtpObserverIds": [],
+            "mapProducerIdConsumerIds": r.fanout.iter().map(|(p, cs)| json!({
+                "key": name(p),
+                "values": cs.iter().map(&name).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "mapConsumerIdProducerId": r.fanout.iter().flat_map(|(p, cs)| cs.iter().map(move |c| (c, p)))
+                .map(|(c, p)| json!({ "key": name(c), "value": name(p) })).collect::<Vec<_>>(),
+            "mapProducerIdObserverIds": [],
+            "mapDataProducerIdDataConsumerIds": [],
+            "mapDataConsumerIdDataProducerId": [],
+        }))
+    }
+
+    /// Close the router: its transports close with `routerclose`, cascading further.
+    pub fn close(&self) {
+        self.close_with(None);
+    }
+
+    pub(crate) fn close_with(&self, reason: Option<CloseReason>) {
+        if self.closed() {
+            return;
+        }
+        self.inner.shared.closed.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(reason) = reason {
+            self.inner.shared.emit(reason.event_name(), &EventArg::None);
+        }
+        self.inner.shared.emit("@close", &EventArg::None);
+        self.inner.engine.registry.remove(self.inner.oid);
+        self.inner.engine.tell(self.inner.shard, Command::CloseRouter { id: self.inner.oid, reason: None });
+    }
+
+    /// `router.on('workerclose')`.
+    pub fn on_worker_close(&self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
+        self.inner.shared.on("workerclose", Box::new(move |_: &EventArg<'_>| f()))
+    }
+
+    /// Observer `close`.
+    pub fn on_close(&self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
+        self.inner.shared.on("@close", Box::new(move |_: &EventArg<'_>| f()))
+    }
+}

@@ -1,0 +1,171 @@
+//! Typed snapshots of shard objects for `dump()` and `getStats()`. The API layer turns them into
+//! mediasoup's JSON, with UUID strings in place of internal ids.
+
+use std::net::SocketAddr;
+
+use super::objects::*;
+use super::{DropCounters, ObjectCounts, ObjectId, ObjectKind, Shard};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct RouterSnapshot {
+    pub transports: Vec<ObjectId>,
+    /// producer -> consumers.
+    pub fanout: Vec<(ObjectId, Vec<ObjectId>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportSnapshot {
+    pub direct: bool,
+    pub producers: Vec<ObjectId>,
+    pub consumers: Vec<ObjectId>,
+    pub ssrc_table: Vec<(u32, ObjectId)>,
+    pub mid_table: Vec<(String, ObjectId)>,
+    pub consumer_ssrcs: Vec<(u32, ObjectId)>,
+    pub local: Option<SocketAddr>,
+    pub remote: Option<SocketAddr>,
+    pub local_rtcp: Option<SocketAddr>,
+    pub remote_rtcp: Option<SocketAddr>,
+    pub comedia: bool,
+    pub rtcp_mux: bool,
+    pub traffic: TrafficCounters,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    pub ssrc: Option<u32>,
+    pub rtx_ssrc: Option<u32>,
+    pub rid: Option<String>,
+    pub mapped_ssrc: u32,
+    pub packets_received: u64,
+    pub packets_lost: i64,
+    pub jitter: u32,
+    pub packets_repaired: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProducerSnapshot {
+    pub paused: bool,
+    pub streams: Vec<StreamSnapshot>,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSnapshot {
+    pub producer: ObjectId,
+    pub paused: bool,
+    pub producer_paused: bool,
+    pub ssrc: u32,
+    pub rtx_ssrc: Option<u32>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub retransmitted: u64,
+    pub nacks_in: u64,
+    pub plis_in: u64,
+    pub firs_in: u64,
+    pub fraction_lost: u8,
+    pub rtt_ms: f32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    Router(RouterSnapshot),
+    Transport(TransportSnapshot),
+    Producer(ProducerSnapshot),
+    Consumer(ConsumerSnapshot),
+}
+
+/// The shard as a whole, for the engine's dump and metrics.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardSnapshot {
+    pub objects: ObjectCounts,
+    pub drops: DropCounters,
+}
+
+impl Shard {
+    pub fn shard_snapshot(&self) -> ShardSnapshot {
+        ShardSnapshot { objects: self.object_counts(), drops: *self.drops() }
+    }
+
+    pub fn snapshot(&self, id: ObjectId) -> Result<Snapshot> {
+        let (kind, key) =
+            *self.ids.get(&id).ok_or_else(|| Error::invalid_state(format!("object {id} not found or closed")))?;
+        let pid = |k: u32| self.producers.get(k).map(|p| p.id).unwrap_or_default();
+        let cid = |k: u32| self.consumers.get(k).map(|c| c.id).unwrap_or_default();
+        Ok(match kind {
+            ObjectKind::Router => {
+                let r = self.routers.get(key).expect("key from ids");
+                Snapshot::Router(RouterSnapshot {
+                    transports: r.transports.iter().filter_map(|&t| self.transports.get(t)).map(|t| t.id).collect(),
+                    fanout: r.fanout.iter().map(|(&p, cs)| (pid(p), cs.iter().map(|&c| cid(c)).collect())).collect(),
+                })
+            }
+            ObjectKind::Transport => {
+                let t = self.transports.get(key).expect("key from ids");
+                let (direct, local, remote, local_rtcp, remote_rtcp, comedia, rtcp_mux) = match &t.kind {
+                    TransportKind::Direct => (true, None, None, None, None, false, true),
+                    TransportKind::Plain(p) => {
+                        (false, Some(p.local), p.remote, p.local_rtcp, p.remote_rtcp, p.comedia, p.rtcp_mux)
+                    }
+                };
+                Snapshot::Transport(TransportSnapshot {
+                    direct,
+                    producers: t.producers.iter().map(|&p| pid(p)).collect(),
+                    consumers: t.consumers.iter().map(|&c| cid(c)).collect(),
+                    ssrc_table: t.ssrc_table.iter().map(|(&s, r)| (s, pid(r.producer))).collect(),
+                    mid_table: t.mid_table.iter().map(|(m, p)| (m.clone(), pid(*p))).collect(),
+                    consumer_ssrcs: t.consumer_ssrcs.iter().map(|(&s, &c)| (s, cid(c))).collect(),
+                    local,
+                    remote,
+                    local_rtcp,
+                    remote_rtcp,
+                    comedia,
+                    rtcp_mux,
+                    traffic: t.traffic,
+                })
+            }
+            ObjectKind::Producer => {
+                let p = self.producers.get(key).expect("key from ids");
+                Snapshot::Producer(ProducerSnapshot {
+                    paused: p.paused,
+                    streams: p
+                        .streams
+                        .iter()
+                        .map(|s| StreamSnapshot {
+                            ssrc: s.ssrc,
+                            rtx_ssrc: s.rtx_ssrc,
+                            rid: s.rid.clone(),
+                            mapped_ssrc: s.mapped_ssrc,
+                            packets_received: s.recv.packets_received(),
+                            packets_lost: s.recv.lost(),
+                            jitter: s.recv.jitter(),
+                            packets_repaired: s.packets_repaired,
+                        })
+                        .collect(),
+                    packets: p.packets,
+                    bytes: p.bytes,
+                })
+            }
+            ObjectKind::Consumer => {
+                let c = self.consumers.get(key).expect("key from ids");
+                Snapshot::Consumer(ConsumerSnapshot {
+                    producer: pid(c.producer),
+                    paused: c.paused,
+                    producer_paused: c.producer_paused,
+                    ssrc: c.ssrc,
+                    rtx_ssrc: c.rtx.map(|r| r.ssrc),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                    retransmitted: c.retransmitted,
+                    nacks_in: c.nacks_in,
+                    plis_in: c.plis_in,
+                    firs_in: c.firs_in,
+                    fraction_lost: c.fraction_lost,
+                    rtt_ms: c.rtt_ms,
+                })
+            }
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! The per-packet path: datagram in, RTP listener, producer, fan-out, consumer rewrite, out.
+//!
+//! No allocation here (DirectTransport output excepted: it leaves the process as an owned
+//! buffer by definition). Drops are counted by reason, never returned as errors.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use shardsfu_net::SocketId;
+
+use super::keyframe::is_key_frame;
+use super::objects::*;
+use super::{DropReason, Event, Shard, Sink, MAX_FORWARDED_EXTENSIONS};
+use crate::rtp::{classify, parse_rtp, rewrite_in_place, write_header, HeaderFields, PacketKind, RtpHeader};
+
+impl Shard {
+    /// One datagram from the network on `socket`, sent by `src`.
+    pub fn handle_datagram<'a>(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        src: SocketAddr,
+        data: &'a mut [u8],
+        out: &mut impl Sink<'a>,
+    ) {
+        let Some(&(tkey, rtcp_socket)) = self.sockets.get(&socket) else {
+            self.drops.count(DropReason::UnknownSocket);
+            return;
+        };
+        let kind = classify(data);
+        let t = self.transports.get_mut(tkey).expect("socket table holds live transports");
+        let TransportKind::Plain(p) = &mut t.kind else {
+            self.drops.count(DropReason::UnknownSocket);
+            return;
+        };
+        // Source check, with comedia learning the remote from the first packet.
+        let is_rtcp = kind == PacketKind::Rtcp;
+        if rtcp_socket {
+            if !is_rtcp {
+                self.drops.count(DropReason::UnknownProtocol);
+                return;
+            }
+            match p.remote_rtcp {
+                Some(r) if r == src => {}
+                None if p.comedia => {
+                    p.remote_rtcp = Some(src);
+                    let local = p.local_rtcp.unwrap_or(p.local);
+                    self.events.push_back(Event::RtcpTuple { transport: t.id, local, remote: src });
+                }
+                _ => {
+                    self.drops.count(DropReason::UnknownSource);
+                    return;
+                }
+            }
+        } else {
+            match p.remote {
+                Some(r) if r == src => {}
+                None if p.comedia && matches!(kind, PacketKind::Rtp | PacketKind::Rtcp) => {
+                    p.remote = Some(src);
+                    let local = p.local;
+                    self.events.push_back(Event::Tuple { transport: t.id, local, remote: src });
+                    self.refresh_targets(tkey);
+                }
+                _ => {
+                    self.drops.count(DropReason::UnknownSource);
+                    return;
+                }
+            }
+        }
+        match kind {
+            PacketKind::Rtp => self.handle_rtp(now, tkey, data, out),
+            PacketKind::Rtcp => self.handle_rtcp(now, tkey, data, out),
+            _ => self.drops.count(DropReason::UnknownProtocol),
+        }
+    }
+
+    /// An RTP packet handed in by the application (DirectTransport producer `send()`).
+    pub fn handle_direct_rtp<'a>(
+        &mut self,
+        now: Instant,
+        producer: super::ObjectId,
+        data: &'a mut [u8],
+        out: &mut impl Sink<'a>,
+    ) -> crate::Result<()> {
+        let pkey = self
+            .key(producer, super::ObjectKind::Producer)
+            .ok_or_else(|| crate::Error::invalid_state(format!("producer {producer} not found or closed")))?;
+        let tkey = self.producers.get(pkey).expect("key").transport;
+        if !matches!(self.transports.get(tkey).map(|t| &t.kind), Some(TransportKind::Direct)) {
+            return Err(crate::Error::invalid_state("producer is not on a DirectTransport"));
+        }
+        self.handle_rtp(now, tkey, data, out);
+        Ok(())
+    }
+
+    /// RTP listener: SSRC first, then MID, then RID. Learns the SSRC on a MID/RID match.
+    fn find_stream(&mut self, tkey: u32, hdr: &RtpHeader, data: &[u8]) -> Option<StreamRef> {
+        let t = self.transports.get_mut(tkey)?;
+        if let Some(s) = t.ssrc_table.get(&hdr.ssrc) {
+            return Some(*s);
+        }
+        let mid = (t.mid_ext_id != 0).then(|| hdr.extension(data, t.mid_ext_id)).flatten();
+        let producer = match mid {
+            Some(mid) => t.mid_table.iter().find(|(m, _)| m.as_bytes() == mid).map(|(_, k)| *k)?,
+            None if t.producers.len() == 1 && t.rid_ext_id != 0 => t.producers[0],
+            None => return None,
+        };
+        let p = self.producers.get_mut(producer)?;
+        let rid = (t.rid_ext_id != 0).then(|| hdr.extension(data, t.rid_ext_id)).flatten();
+        let rrid = (t.rrid_ext_id != 0).then(|| hdr.extension(data, t.rrid_ext_id)).flatten();
+        let (index, rtx) = if let Some(rrid) = rrid {
+            (p.streams.iter().position(|s| s.rid.as_deref().map(str::as_bytes) == Some(rrid))?, true)
+        } else if let Some(rid) = rid {
+            (p.streams.iter().position(|s| s.rid.as_deref().map(str::as_bytes) == Some(rid))?, false)
+        } else if p.streams.len() == 1 {
+            let is_rtx = p.codec(hdr.payload_type).is_some_and(|c| c.rtx_apt.is_some());
+            (0, is_rtx)
+        } else {
+            return None;
+        };
+        let stream = &mut p.streams[index];
+        let slot = if rtx { &mut stream.rtx_ssrc } else { &mut stream.ssrc };
+        if slot.is_some_and(|s| s != hdr.ssrc) {
+            return None;
+        }
+        *slot = Some(hdr.ssrc);
+        let sref = StreamRef { producer, stream: index as u16, rtx };
+        t.ssrc_table.insert(hdr.ssrc, sref);
+        Some(sref)
+    }
+
+    pub(super) fn handle_rtp<'a>(&mut self, now: Instant, tkey: u32, data: &'a mut [u8], out: &mut impl Sink<'a>) {
+        let mut hdr = match parse_rtp(data) {
+            Ok(h) => h,
+            Err(_) => {
+                self.drops.count(DropReason::MalformedRtp);
+                return;
+            }
+        };
+        let Some(sref) = self.find_stream(tkey, &hdr, data) else {
+            self.drops.count(DropReason::ProducerNotFound);
+            return;
+        };
+        {
+            let t = self.transports.get_mut(tkey).expect("live transport");
+            t.traffic.packets_in += 1;
+            t.traffic.bytes_in += data.len() as u64;
+        }
+        let p = self.producers.get_mut(sref.producer).expect("listener holds live producers");
+        let Some(codec) = p.codec(hdr.payload_type).copied() else {
+            self.drops.count(DropReason::UnknownPayloadType);
+            return;
+        };
+        let mut data = data;
+        let mut repaired = false;
+        if sref.rtx {
+            // RFC 4588: strip the original sequence number and turn the packet back into the
+            // original, in place: move the header over the OSN.
+            let Some(apt) = codec.rtx_apt else {
+                self.drops.count(DropReason::MalformedRtx);
+                return;
+            };
+            let payload_start = hdr.header_len;
+            if data.len() < payload_start + 2 || hdr.payload_len < 2 {
+                self.drops.count(DropReason::MalformedRtx);
+                return;
+            }
+            let osn = u16::from_be_bytes([data[payload_start], data[payload_start + 1]]);
+            let Some(ssrc) = p.streams[usize::from(sref.stream)].ssrc else {
+                self.drops.count(DropReason::MalformedRtx);
+                return;
+            };
+            data.copy_within(0..payload_start, 2);
+            data = &mut data[2..];
+            let fields = HeaderFields {
+                payload_type: apt,
+                sequence_number: osn,
+                timestamp: hdr.timestamp,
+                ssrc,
+                marker: hdr.marker,
+            };
+            // Same offsets: the header now starts where the slice does.
+            if rewrite_in_place(data, &hdr, &fields).is_err() {
+                self.drops.count(DropReason::MalformedRtx);
+                return;
+            }
+            hdr = match parse_rtp(data) {
+                Ok(h) => h,
+                Err(_) => {
+                    self.drops.count(DropReason::MalformedRtx);
+                    return;
+                }
+            };
+            repaired = true;
+        }
+        let data: &'a [u8] = data;
+        let Some(codec) = p.codec(hdr.payload_type).copied() else {
+            self.drops.count(DropReason::UnknownPayloadType);
+            return;
+        };
+        let stream = &mut p.streams[usize::from(sref.stream)];
+        let key_frame = codec.key_frame.supported() && is_key_frame(codec.key_frame, hdr.payload(data));
+        stream.recv.on_packet(now, hdr.sequence_number, hdr.timestamp, hdr.payload_len);
+        let mut send_nack = false;
+        if let Some(nack) = stream.nack.as_mut() {
+            send_nack = nack.on_packet(now, hdr.sequence_number, key_frame);
+            if nack.take_key_frame_request() {
+                p.key_frames.pending = true;
+            }
+        }
+        if repaired {
+            stream.packets_repaired += 1;
+        }
+        if let Some(buffer) = stream.buffer.as_mut() {
+            buffer.insert(now, data);
+        }
+        p.packets += 1;
+        p.bytes += data.len() as u64;
+        let pkey = sref.producer;
+        if send_nack {
+            self.send_nacks(now, pkey, out);
+        }
+        let p = self.producers.get_mut(pkey).expect("live producer");
+        if p.paused {
+            self.drops.count(DropReason::ProducerPaused);
+            return;
+        }
+        if key_frame {
+            p.key_frames.pending = false;
+        }
+
+        // Extensions forwarded to consumers, mapped to the router's ids once per packet.
+        let mut forwarded: [(u8, &'a [u8]); MAX_FORWARDED_EXTENSIONS] = [(0, &[]); MAX_FORWARDED_EXTENSIONS];
+        let mut n_ext = 0;
+        for (id, value) in hdr.extensions(data) {
+            let mapped = p.ext_map[usize::from(id)];
+            if mapped != 0 && n_ext < MAX_FORWARDED_EXTENSIONS {
+                forwarded[n_ext] = (mapped, value);
+                n_ext += 1;
+            }
+        }
+        let forwarded = &forwarded[..n_ext];
+        let body: &'a [u8] = &data[hdr.header_len..];
+        let router = p.router;
+
+        let Shard { routers, consumers, scratch, ext, drops, events, .. } = self;
+        let Some(list) = routers.get(router).and_then(|r| r.fanout.get(&pkey)) else {
+            return;
+        };
+        for &ckey in list {
+            let c = consumers.get_mut(ckey).expect("fan-out holds live consumers");
+            if !c.active() {
+                drops.count(DropReason::ConsumerInactive);
+                continue;
+            }
+            if c.target == Target::None {
+                drops.count(DropReason::NoRemote);
+                continue;
+            }
+            if c.sync_required {
+                if c.key_frame.supported() && !key_frame {
+                    drops.count(DropReason::NotAKeyFrame);
+                    continue;
+                }
+                c.seq.sync(hdr.sequence_number.wrapping_sub(1));
+                c.sync_required = false;
+            }
+            let Some(out_seq) = c.seq.input(hdr.sequence_number) else {
+                drops.count(DropReason::SequenceRejected);
+                continue;
+            };
+            ext.clear();
+            for &(id, value) in forwarded {
+                if c.allows_ext(id) {
+                    let _ = ext.push(id, value);
+                }
+            }
+            if let Some((id, mid, len)) = &c.mid {
+                let _ = ext.push(*id, &mid[..usize::from(*len)]);
+            }
+            let fields = HeaderFields {
+                payload_type: codec.mapped_payload_type,
+                sequence_number: out_seq,
+                timestamp: hdr.timestamp,
+                ssrc: c.ssrc,
+                marker: hdr.marker,
+            };
+            let Ok(n) = write_header(&mut scratch[..], data, &hdr, &fields, Some(&*ext)) else {
+                drops.count(DropReason::MalformedRtp);
+                continue;
+            };
+            c.seq_map[usize::from(out_seq) & (SEQ_MAP_SIZE - 1)] = (out_seq, hdr.sequence_number);
+            let size = n + body.len();
+            c.send.on_packet_sent(now, hdr.timestamp, size);
+            c.packets += 1;
+            c.bytes += size as u64;
+            match c.target {
+                Target::Udp { socket, dest } => out.send(socket, dest, &scratch[..n], body),
+                Target::Direct => {
+                    let mut packet = Vec::with_capacity(size);
+                    packet.extend_from_slice(&scratch[..n]);
+                    packet.extend_from_slice(body);
+                    events.push_back(Event::DirectRtp { consumer: c.id, packet });
+                }
+                Target::None => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The sans-IO SFU of one shard: routers, transports, producers, consumers and the packet path
+//! between them. No sockets, no clock: every entry point takes `now`, datagrams come in as
+//! bytes and leave through a [`Sink`], everything else leaves as an [`Event`].
+//!
+//! The path of one RTP packet: `handle_datagram` (socket -> transport, classify by first byte)
+//! -> RTP listener (SSRC, then MID, then RID -> producer stream) -> producer (payload type,
+//! receive stats, NACK tracking, retransmission buffer) -> router fan-out table -> each consumer
+//! (sequence manager, header rewrite into a scratch buffer) -> `Sink::send(head, body)` with the
+//! payload shared by every consumer.
+
+mod control;
+mod dump;
+mod feedback;
+mod forward;
+pub mod keyframe;
+mod objects;
+mod table;
+
+pub mod counters;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shardsfu_net::SocketId;
+
+pub use control::{ConsumerSpec, PlainSpec, ProducerSpec};
+pub use counters::{DropCounters, DropReason};
+pub use dump::{
+    ConsumerSnapshot, ProducerSnapshot, RouterSnapshot, ShardSnapshot, Snapshot, StreamSnapshot, TransportSnapshot,
+};
+pub use table::{FastMap, IntHasher, Slab};
+
+use crate::rtp::{ExtensionsBuilder, NtpTime};
+use objects::{ConsumerState, ProducerState, RouterState, TransportState};
+
+/// Engine-wide object id (allocated by the API layer; UUID strings map to it at the edge).
+pub type ObjectId = u64;
+
+/// Scratch space for one rewritten header or one retransmitted packet.
+pub const SCRATCH_BYTES: usize = 2048;
+/// How often the shard runs its housekeeping (RTCP, NACK retries, delayed key frame requests).
+pub const TICK: Duration = Duration::from_millis(20);
+/// RTCP report interval per transport.
+pub const RTCP_INTERVAL: Duration = Duration::from_millis(1000);
+/// Header extensions we carry from one input packet to its consumers.
+pub const MAX_FORWARDED_EXTENSIONS: usize = 16;
+
+/// Where datagrams leave the core. The adapter in `api` implements it over the shard's
+/// batched transmit queue; tests implement it over a `Vec`.
+///
+/// `head` is copied by the sink; `body` is borrowed until the batch is flushed, which lets all
+/// consumers of a packet share its payload.
+pub trait Sink<'a> {
+    fn send(&mut self, socket: SocketId, dest: SocketAddr, head: &[u8], body: &'a [u8]);
+}
+
+/// Why an object closed without being asked to (mediasoup's `workerclose`, `routerclose`,
+/// `transportclose`, `producerclose` events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    WorkerClosed,
+    RouterClosed,
+    TransportClosed,
+    ProducerClosed,
+}
+
+impl CloseReason {
+    /// The mediasoup event name the closed object emits.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            CloseReason::WorkerClosed => "workerclose",
+            CloseReason::RouterClosed => "routerclose",
+            CloseReason::TransportClosed => "transportclose",
+            CloseReason::ProducerClosed => "producerclose",
+        }
+    }
+}
+
+/// What the core tells the outside world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The object closed because its parent did.
+    Closed { object: ObjectId, reason: CloseReason },
+    /// mediasoup's `consumer.on('producerpause')`.
+    ProducerPaused { consumer: ObjectId },
+    /// mediasoup's `consumer.on('producerresume')`.
+    ProducerResumed { consumer: ObjectId },
+    /// A comedia PlainTransport learned its remote RTP tuple.
+    Tuple { transport: ObjectId, local: SocketAddr, remote: SocketAddr },
+    /// A comedia PlainTransport without rtcpMux learned its remote RTCP tuple.
+    RtcpTuple { transport: ObjectId, local: SocketAddr, remote: SocketAddr },
+    /// A consumer on a DirectTransport sent an RTP packet.
+    DirectRtp { consumer: ObjectId, packet: Vec<u8> },
+    /// A DirectTransport sent an RTCP packet.
+    DirectRtcp { transport: ObjectId, packet: Vec<u8> },
+}
+
+/// Kind of object behind an [`ObjectId`] on this shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Router,
+    Transport,
+    Producer,
+    Consumer,
+}
+
+/// Maps the shard's monotonic clock to NTP time for sender reports, fixed at construction.
+#[derive(Debug, Clone, Copy)]
+pub struct NtpClock {
+    base: Instant,
+    base_unix: Duration,
+}
+
+impl NtpClock {
+    /// `wall` is the wall-clock time at `base`; the adapter reads both once at start.
+    pub fn new(base: Instant, wall: SystemTime) -> Self {
+        NtpClock { base, base_unix: wall.duration_since(UNIX_EPOCH).unwrap_or_default() }
+    }
+
+    /// NTP time at `now`.
+    pub fn ntp(&self, now: Instant) -> NtpTime {
+        NtpTime::from_unix(self.base_unix + now.saturating_duration_since(self.base))
+    }
+}
+
+/// One shard's SFU state.
+pub struct Shard {
+    routers: Slab<RouterState>,
+    transports: Slab<TransportState>,
+    producers: Slab<ProducerState>,
+    consumers: Slab<ConsumerState>,
+    ids: FastMap<ObjectId, (ObjectKind, u32)>,
+    sockets: FastMap<SocketId, (u32, bool)>,
+    events: VecDeque<Event>,
+    released_sockets: Vec<SocketId>,
+    drops: DropCounters,
+    clock: NtpClock,
+    scratch: Box<[u8; SCRATCH_BYTES]>,
+    ext: ExtensionsBuilder,
+    next_tick: Option<Instant>,
+}
+
+impl Shard {
+    pub fn new(now: Instant, clock: NtpClock) -> Self {
+        let _ = now;
+        Shard {
+            routers: Slab::default(),
+            transports: Slab::default(),
+            producers: Slab::default(),
+            consumers: Slab::default(),
+            ids: FastMap::default(),
+            sockets: FastMap::default(),
+            events: VecDeque::new(),
+            released_sockets: Vec::new(),
+            drops: DropCounters::default(),
+            clock,
+            scratch: Box::new([0; SCRATCH_BYTES]),
+            ext: ExtensionsBuilder::default(),
+            next_tick: None,
+        }
+    }
+
+    /// Next event for the outside world, in order.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether events wait in the queue (cheap check for the packet path).
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Sockets whose transports closed; the adapter closes them.
+    pub fn take_released_sockets(&mut self) -> Vec<SocketId> {
+        std::mem::take(&mut self.released_sockets)
+    }
+
+    /// When the shard wants `handle_timeout` next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    pub fn kind_of(&self, id: ObjectId) -> Option<ObjectKind> {
+        self.ids.get(&id).map(|(k, _)| *k)
+    }
+
+    /// Counts for placement and metrics.
+    pub fn object_counts(&self) -> ObjectCounts {
+        ObjectCounts {
+            routers: self.routers.len() as u32,
+            transports: self.transports.len() as u32,
+            producers: self.producers.len() as u32,
+            consumers: self.consumers.len() as u32,
+        }
+    }
+
+    fn key(&self, id: ObjectId, kind: ObjectKind) -> Option<u32> {
+        match self.ids.get(&id) {
+            Some((k, key)) if *k == kind => Some(*key),
+            _ => None,
+        }
+    }
+
+    fn arm_tick(&mut self, now: Instant) {
+        if self.next_tick.is_none() && !self.transports.is_empty() {
+            self.next_tick = Some(now + TICK);
+        }
+    }
+}
+
+/// Object counts of one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectCounts {
+    pub routers: u32,
+    pub transports: u32,
+    pub producers: u32,
+    pub consumers: u32,
+}

@@ -1,0 +1,229 @@
+//! The state of each entity on a shard. Plain data; the behaviour lives in `forward.rs`
+//! (per-packet path), `feedback.rs` (RTCP and timers) and `mod.rs` (control operations).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use shardsfu_net::SocketId;
+
+use super::keyframe::KeyFrameCodec;
+use super::table::FastMap;
+use super::ObjectId;
+use crate::rtp::{NackGenerator, ReceiveStats, RetransmissionBuffer, SendStats, SeqManager};
+use crate::rtp_parameters::MediaKind;
+
+/// Codecs per producer we look through on each packet (linear scan; they are few).
+pub const MAX_CODECS_PER_PRODUCER: usize = 16;
+/// Out-to-in sequence map per consumer, for answering NACKs (power of two).
+pub const SEQ_MAP_SIZE: usize = 1024;
+/// Header extension ids a consumer may carry are tracked in a bitmask: ids 1..=63.
+pub const MAX_EXT_ID: u8 = 63;
+
+#[derive(Debug)]
+pub struct RouterState {
+    pub transports: Vec<u32>,
+    /// producer key -> consumer keys: the fan-out table.
+    pub fanout: FastMap<u32, Vec<u32>>,
+}
+
+/// Where a transport (or a consumer through it) sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Not connected yet.
+    None,
+    Udp {
+        socket: SocketId,
+        dest: SocketAddr,
+    },
+    /// Out of the process through events (DirectTransport).
+    Direct,
+}
+
+#[derive(Debug)]
+pub struct PlainState {
+    pub rtp_socket: SocketId,
+    pub rtcp_socket: Option<SocketId>,
+    pub local: SocketAddr,
+    pub local_rtcp: Option<SocketAddr>,
+    pub remote: Option<SocketAddr>,
+    pub remote_rtcp: Option<SocketAddr>,
+    pub comedia: bool,
+    pub rtcp_mux: bool,
+}
+
+#[derive(Debug)]
+pub enum TransportKind {
+    Plain(PlainState),
+    Direct,
+}
+
+/// Which producer stream an SSRC belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamRef {
+    pub producer: u32,
+    pub stream: u16,
+    pub rtx: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TrafficCounters {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub rtcp_in: u64,
+    pub rtcp_out: u64,
+}
+
+#[derive(Debug)]
+pub struct TransportState {
+    pub id: ObjectId,
+    pub router: u32,
+    pub kind: TransportKind,
+    pub producers: Vec<u32>,
+    pub consumers: Vec<u32>,
+    /// RTP listener: SSRC first, then MID, then RID.
+    pub ssrc_table: FastMap<u32, StreamRef>,
+    pub mid_table: Vec<(String, u32)>,
+    pub mid_ext_id: u8,
+    pub rid_ext_id: u8,
+    pub rrid_ext_id: u8,
+    /// consumer SSRC (and RTX SSRC) -> consumer key, for RTCP feedback.
+    pub consumer_ssrcs: FastMap<u32, u32>,
+    /// SSRC we use as RTCP sender for receiver reports.
+    pub rtcp_ssrc: u32,
+    pub next_rtcp: Instant,
+    pub traffic: TrafficCounters,
+}
+
+impl TransportState {
+    pub fn rtp_target(&self) -> Target {
+        match &self.kind {
+            TransportKind::Direct => Target::Direct,
+            TransportKind::Plain(p) => match p.remote {
+                Some(dest) => Target::Udp { socket: p.rtp_socket, dest },
+                None => Target::None,
+            },
+        }
+    }
+
+    pub fn rtcp_target(&self) -> Target {
+        match &self.kind {
+            TransportKind::Direct => Target::Direct,
+            TransportKind::Plain(p) if p.rtcp_mux => match p.remote {
+                Some(dest) => Target::Udp { socket: p.rtp_socket, dest },
+                None => Target::None,
+            },
+            TransportKind::Plain(p) => match (p.rtcp_socket, p.remote_rtcp) {
+                (Some(socket), Some(dest)) => Target::Udp { socket, dest },
+                _ => Target::None,
+            },
+        }
+    }
+}
+
+/// One codec a producer may send, resolved for the packet path.
+#[derive(Debug, Clone, Copy)]
+pub struct CodecEntry {
+    pub payload_type: u8,
+    pub mapped_payload_type: u8,
+    pub key_frame: KeyFrameCodec,
+    /// RTX codec: `apt` is the (producer) payload type it repairs.
+    pub rtx_apt: Option<u8>,
+}
+
+/// One encoding of a producer, as received.
+#[derive(Debug)]
+pub struct ProducerStream {
+    pub ssrc: Option<u32>,
+    pub rtx_ssrc: Option<u32>,
+    pub rid: Option<String>,
+    pub mapped_ssrc: u32,
+    pub recv: ReceiveStats,
+    pub nack: Option<NackGenerator>,
+    pub buffer: Option<RetransmissionBuffer>,
+    pub packets_repaired: u64,
+}
+
+#[derive(Debug)]
+pub struct KeyFrameRequests {
+    pub delay: Duration,
+    pub last_sent: Option<Instant>,
+    /// A request arrived inside the delay: send it when the delay ends.
+    pub pending: bool,
+    pub prefer_fir: bool,
+    pub fir_seq: u8,
+}
+
+#[derive(Debug)]
+pub struct ProducerState {
+    pub id: ObjectId,
+    pub transport: u32,
+    pub router: u32,
+    pub kind: MediaKind,
+    pub paused: bool,
+    pub codecs: Vec<CodecEntry>,
+    /// producer header extension id -> router id (0 = not forwarded).
+    pub ext_map: [u8; 256],
+    pub streams: Vec<ProducerStream>,
+    pub key_frames: KeyFrameRequests,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl ProducerState {
+    #[inline]
+    pub fn codec(&self, payload_type: u8) -> Option<&CodecEntry> {
+        self.codecs.iter().find(|c| c.payload_type == payload_type)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RtxOut {
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub seq: u16,
+}
+
+#[derive(Debug)]
+pub struct ConsumerState {
+    pub id: ObjectId,
+    pub transport: u32,
+    pub producer: u32,
+    pub router: u32,
+    pub kind: MediaKind,
+    pub paused: bool,
+    pub producer_paused: bool,
+    pub target: Target,
+    pub ssrc: u32,
+    pub rtx: Option<RtxOut>,
+    /// Router header extension ids this consumer negotiated, as a bitmask over 1..=63.
+    pub ext_allowed: u64,
+    pub mid: Option<(u8, [u8; 16], u8)>,
+    pub key_frame: KeyFrameCodec,
+    pub sync_required: bool,
+    pub seq: SeqManager,
+    /// out seq -> (out seq, in seq), for NACKs.
+    pub seq_map: Box<[(u16, u16); SEQ_MAP_SIZE]>,
+    pub send: SendStats,
+    pub packets: u64,
+    pub bytes: u64,
+    pub retransmitted: u64,
+    pub nacks_in: u64,
+    pub plis_in: u64,
+    pub firs_in: u64,
+    pub fraction_lost: u8,
+    pub rtt_ms: f32,
+}
+
+impl ConsumerState {
+    #[inline]
+    pub fn active(&self) -> bool {
+        !self.paused && !self.producer_paused
+    }
+
+    #[inline]
+    pub fn allows_ext(&self, id: u8) -> bool {
+        id != 0 && id <= MAX_EXT_ID && self.ext_allowed & (1u64 << id) != 0
+    }
+}
