@@ -18,11 +18,11 @@ pub const RX_BUFFER_BYTES: usize = 2048;
 /// Longest `head` accepted by `Io::send` (it is copied into the arena).
 pub const MAX_HEAD_BYTES: usize = 2048;
 /// Datagrams queued per shard between flushes.
-pub const MAX_TX_ENTRIES: usize = 1024;
+pub const MAX_TX_ENTRIES: usize = 8192;
 /// Bytes of copied heads queued per shard between flushes.
-pub const TX_ARENA_BYTES: usize = 256 * 1024;
+pub const TX_ARENA_BYTES: usize = 1024 * 1024;
 /// Most messages passed to one `sendmmsg` call (also the kernel's UIO_MAXIOV cap on vlen).
-pub const MAX_TX_MESSAGES: usize = MAX_TX_ENTRIES;
+pub const MAX_TX_MESSAGES: usize = 1024;
 /// Most segments in one GSO message.
 pub const MAX_GSO_SEGMENTS: usize = 64;
 /// Most payload bytes in one GSO message (below the 64 KiB IP datagram limit).
