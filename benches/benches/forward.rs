@@ -1,0 +1,129 @@
+//! One packet through the sans-IO core to N consumers: parse, listener, producer bookkeeping
+//! (stats, NACK tracking, retransmission buffer copy), fan-out with a header rewrite per
+//! consumer. The sink only counts, so this is the engine's own cost per packet, without syscalls.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shardsfu_engine::core::{ConsumerSpec, NtpClock, PlainSpec, ProducerSpec, Shard, Sink};
+use shardsfu_engine::ortc;
+use shardsfu_engine::rtp_parameters::{
+    MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
+};
+use shardsfu_net::SocketId;
+
+struct CountingSink {
+    datagrams: u64,
+    bytes: u64,
+}
+
+impl<'a> Sink<'a> for CountingSink {
+    #[inline]
+    fn send(&mut self, _socket: SocketId, _dest: SocketAddr, head: &[u8], body: &'a [u8]) {
+        self.datagrams += 1;
+        self.bytes += (head.len() + body.len()) as u64;
+    }
+}
+
+const INGEST: SocketId = SocketId(1);
+const SENDER: &str = "127.0.0.1:40000";
+
+/// A shard with one VP8 producer (NACK on) and `n` consumers on their own transports.
+fn shard_with_consumers(n: usize, now: Instant) -> Shard {
+    let mut shard = Shard::new(now, NtpClock::new(now, SystemTime::now()));
+    let vp8 = RtpCodecCapability {
+        kind: MediaKind::Video,
+        mime_type: "video/VP8".into(),
+        preferred_payload_type: None,
+        clock_rate: 90000,
+        channels: None,
+        parameters: None,
+        rtcp_feedback: None,
+    };
+    let caps = ortc::generate_router_rtp_capabilities(&[vp8]).expect("caps");
+    shard.create_router(1).expect("router");
+    let local: SocketAddr = "127.0.0.1:10000".parse().unwrap();
+    let plain = |s: u32, comedia: bool| PlainSpec {
+        rtp_socket: SocketId(s),
+        local,
+        rtcp_socket: None,
+        local_rtcp: None,
+        comedia,
+        rtcp_mux: true,
+    };
+    shard.create_plain_transport(now, 1, 2, plain(INGEST.0, true)).expect("ingest");
+    let mut params = RtpParameters {
+        codecs: vec![RtpCodecParameters {
+            mime_type: "video/VP8".into(),
+            payload_type: 96,
+            clock_rate: 90000,
+            channels: None,
+            parameters: None,
+            rtcp_feedback: Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("nack", Some("pli"))]),
+        }],
+        encodings: Some(vec![RtpEncodingParameters { ssrc: Some(1111), ..Default::default() }]),
+        ..Default::default()
+    };
+    ortc::validate_rtp_parameters(&mut params).expect("valid");
+    let mapping = ortc::get_producer_rtp_parameters_mapping(&mut params, &caps, 5000).expect("mapping");
+    let consumable =
+        ortc::get_consumable_rtp_parameters(MediaKind::Video, &params, &caps, &mapping).expect("consumable");
+    let spec = ProducerSpec {
+        kind: MediaKind::Video,
+        rtp_parameters: params,
+        rtp_mapping: mapping,
+        ext_map: Vec::new(),
+        paused: false,
+        key_frame_request_delay_ms: 0,
+    };
+    shard.produce(now, 2, 3, spec).expect("produce");
+    for i in 0..n as u64 {
+        let tid = 100 + 2 * i;
+        shard.create_plain_transport(now, 1, tid, plain(10 + i as u32, false)).expect("transport");
+        shard.connect_plain_transport(tid, format!("127.0.0.1:{}", 20000 + i).parse().unwrap(), None).expect("connect");
+        let rtp_parameters =
+            ortc::get_consumer_rtp_parameters(&consumable, &caps, false, true, 7000 + i as u32, 9000 + i as u32)
+                .expect("consumer params");
+        shard.consume(now, tid, tid + 1, ConsumerSpec { producer: 3, rtp_parameters, paused: false }).expect("consume");
+    }
+    shard
+}
+
+fn packet(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 96];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 3000).to_be_bytes());
+    p.extend_from_slice(&1111u32.to_be_bytes());
+    p.extend_from_slice(&[0x10, 0x10]);
+    p.resize(1200, 0xab);
+    p
+}
+
+fn forward(c: &mut Criterion) {
+    let mut group = c.benchmark_group("forward");
+    group.measurement_time(Duration::from_secs(3));
+    for n in [1usize, 10, 100, 500] {
+        let now = Instant::now();
+        let mut shard = shard_with_consumers(n, now);
+        let src: SocketAddr = SENDER.parse().unwrap();
+        let mut sink = CountingSink { datagrams: 0, bytes: 0 };
+        let mut seq = 0u16;
+        let mut buf = packet(0);
+        // Learn the comedia remote and sync consumers on a key frame first.
+        shard.handle_datagram(now, INGEST, src, &mut buf, &mut sink);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("one_packet_to_n_consumers", n), &n, |b, _| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                shard.handle_datagram(now, INGEST, src, &mut buf, &mut sink);
+            })
+        });
+        assert!(sink.datagrams >= n as u64, "every consumer got packets");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, forward);
+criterion_main!(benches);
