@@ -262,7 +262,7 @@ impl Shard {
                     drops.count(DropReason::NotAKeyFrame);
                     continue;
                 }
-                c.seq.sync(hdr.sequence_number.wrapping_sub(1));
+                c.seq.sync(hdr.sequence_number);
                 c.sync_required = false;
             }
             let Some(out_seq) = c.seq.input(hdr.sequence_number) else {

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command of README.md: everything the test suite needs, then the suite.
+# Safe to run on a fresh machine; installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# glommio registers io_uring buffers: it needs a memlock limit of at least 512 KiB.
+memlock=$(ulimit -l)
+if [ "$memlock" != "unlimited" ] && [ "$memlock" -lt 512 ]; then
+    ulimit -l 512 2>/dev/null || {
+        echo "memlock limit is ${memlock} KiB; shardsfu needs at least 512 KiB: run 'ulimit -l 512' as root" >&2
+        exit 1
+    }
+fi
+
+cargo test --workspace --all-targets
