@@ -393,7 +393,10 @@ mod tests {
         let ext = [0xBE, 0xDE, 0, 1, 0x05, 0x10, 0xAA, 0];
         let buf = packet(0x90, &ext);
         let h = parse_rtp(&buf).unwrap();
-        assert_eq!(h.extensions(&buf).collect::<Vec<_>>(), vec![(1, &[0xAA][..])]);
+        assert_eq!(
+            h.extensions(&buf).collect::<Vec<_>>(),
+            vec![(1, &[0xAA][..])]
+        );
     }
 
     #[test]
