@@ -8,6 +8,7 @@ pub mod nack;
 pub mod packet;
 pub mod retransmission;
 pub mod rtcp;
+pub mod rtcp_build;
 pub mod seq;
 pub mod stats;
 pub mod writer;
@@ -16,9 +17,10 @@ pub use nack::{NackGenerator, DEFAULT_RTT, MAX_NACK_PACKETS, MAX_NACK_RETRIES};
 pub use packet::{classify, is_rtcp, parse_rtp, ExtIter, PacketKind, RtpError, RtpHeader};
 pub use retransmission::{InsertOutcome, RetransmissionBuffer, StoredPacket, MAX_PACKET_LEN, MAX_SLOTS};
 pub use rtcp::{
-    parse_compound, sdes_cname, write_bye, write_fir, write_nack, write_pli, write_remb, write_rr, write_sdes_cname,
-    write_sr, FirEntries, NackPairs, ReportBlock, ReportBlocks, RtcpError, RtcpItem, SenderInfo, Ssrcs,
+    parse_compound, sdes_cname, FirEntries, NackPairs, ReportBlock, ReportBlocks, RtcpError, RtcpItem, SenderInfo,
+    Ssrcs,
 };
+pub use rtcp_build::{write_bye, write_fir, write_nack, write_pli, write_remb, write_rr, write_sdes_cname, write_sr};
 pub use seq::{SeqManager, TsOffset, MAX_SEQ_CHANGES, MAX_SEQ_REORDER};
 pub use stats::{rtt_from_report, NtpTime, ReceiveStats, SendStats};
 pub use writer::{

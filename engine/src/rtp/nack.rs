@@ -46,7 +46,7 @@ impl Default for NackGenerator {
 impl NackGenerator {
     pub fn new() -> Self {
         NackGenerator {
-            missing: VecDeque::with_capacity(MAX_NACK_PACKETS + 1),
+            missing: VecDeque::with_capacity(MAX_NACK_PACKETS),
             started: false,
             last_ext_seq: 0,
             last_key_frame_ext_seq: None,
@@ -111,19 +111,24 @@ impl NackGenerator {
             self.key_frame_requested = true;
             return false;
         }
-        for s in ext_seq - gap as i64..ext_seq {
-            self.missing.push_back(Missing { ext_seq: s, added_at: now, sent_at: None, retries: 0 });
-        }
-        if self.missing.len() > MAX_NACK_PACKETS {
+        // Make room before adding, so the list never grows past its bound (and never reallocates).
+        if self.missing.len() + gap > MAX_NACK_PACKETS {
             // Losses before the newest key frame do not matter any more; if that is not enough,
             // give up on all of them and ask for a key frame.
             if let Some(k) = self.last_key_frame_ext_seq {
                 self.remove_before(k);
+                if k >= ext_seq {
+                    return false; // this packet is the key frame: the new gap is moot too
+                }
             }
-            if self.missing.len() > MAX_NACK_PACKETS {
+            if self.missing.len() + gap > MAX_NACK_PACKETS {
                 self.missing.clear();
                 self.key_frame_requested = true;
+                return false;
             }
+        }
+        for s in ext_seq - gap as i64..ext_seq {
+            self.missing.push_back(Missing { ext_seq: s, added_at: now, sent_at: None, retries: 0 });
         }
         debug_assert!(self.missing.len() <= MAX_NACK_PACKETS);
         false
@@ -280,6 +285,19 @@ mod tests {
         g.on_packet(t0, 1700, false); // 499 more: over again, no newer key frame
         assert_eq!(g.missing_len(), 0);
         assert!(g.take_key_frame_request());
+    }
+
+    #[test]
+    fn overflow_at_key_frame_drops_everything_older() {
+        let t0 = Instant::now();
+        let mut g = NackGenerator::new();
+        g.on_packet(t0, 0, false);
+        g.on_packet(t0, 900, false); // 899 missing
+        g.on_packet(t0, 1200, true); // key frame after 299 more: over the bound
+        assert_eq!(g.missing_len(), 0);
+        assert!(!g.take_key_frame_request(), "the key frame is here already");
+        g.on_packet(t0, 1203, false);
+        assert_eq!(g.missing_len(), 2);
     }
 
     #[test]

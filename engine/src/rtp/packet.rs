@@ -232,11 +232,13 @@ impl<'b> Iterator for ExtIter<'b> {
             match self.form {
                 ExtForm::None => return None,
                 ExtForm::OneByte => {
-                    if b == 0 {
-                        self.pos += 1; // padding
+                    let id = b >> 4;
+                    if id == 0 {
+                        // Padding. A nonzero length with id 0 is malformed; like libwebrtc,
+                        // skip the byte as padding rather than give up on the rest.
+                        self.pos += 1;
                         continue;
                     }
-                    let id = b >> 4;
                     if id == 15 {
                         self.form = ExtForm::None; // reserved: stop (RFC 8285 4.2)
                         return None;
@@ -360,6 +362,11 @@ mod tests {
         assert_eq!(h.extension(&buf, 3), Some(&[0xBB, 0xCC][..]));
         assert_eq!(h.extension(&buf, 2), None);
         assert_eq!(h.payload_len, 0);
+        // id 0 with a nonzero length is skipped like padding (fuzz regression)
+        let ext = [0xBE, 0xDE, 0, 1, 0x05, 0x10, 0xAA, 0];
+        let buf = packet(0x90, &ext);
+        let h = parse_rtp(&buf).unwrap();
+        assert_eq!(h.extensions(&buf).collect::<Vec<_>>(), vec![(1, &[0xAA][..])]);
     }
 
     #[test]
