@@ -400,3 +400,8 @@ pub fn sdes_cname(count: u8, body: &[u8]) -> Option<(u32, &[u8])> {
     }
     None
 }
+
+/// The builders live in `rtcp_build`; they are part of this module's interface too.
+pub use super::rtcp_build::{
+    write_bye, write_fir, write_nack, write_pli, write_remb, write_rr, write_sdes_cname, write_sr,
+};
