@@ -262,7 +262,8 @@ impl Shard {
                     drops.count(DropReason::NotAKeyFrame);
                     continue;
                 }
-                c.seq.sync(hdr.sequence_number.wrapping_sub(1));
+                // `SeqManager::sync` takes the packet itself (not mediasoup's "one before").
+                c.seq.sync(hdr.sequence_number);
                 c.sync_required = false;
             }
             let Some(out_seq) = c.seq.input(hdr.sequence_number) else {
