@@ -203,7 +203,11 @@ impl Shard {
         stream.recv.on_packet(now, hdr.sequence_number, hdr.timestamp, hdr.payload_len);
         let mut send_nack = false;
         if let Some(nack) = stream.nack.as_mut() {
-            send_nack = nack.on_packet(now, hdr.sequence_number, key_frame);
+            // NACK a new gap at once (as mediasoup does); retries go out from `handle_timeout`.
+            // (`on_packet`'s return value says a gap was *filled*, which needs no NACK.)
+            let missing_before = nack.missing_len();
+            nack.on_packet(now, hdr.sequence_number, key_frame);
+            send_nack = nack.missing_len() > missing_before;
             if nack.take_key_frame_request() {
                 p.key_frames.pending = true;
             }
