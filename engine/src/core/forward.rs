@@ -296,7 +296,8 @@ impl Shard {
             };
             c.seq_map[usize::from(out_seq) & (SEQ_MAP_SIZE - 1)] = (out_seq, hdr.sequence_number);
             let size = n + body.len();
-            c.send.on_packet_sent(now, hdr.timestamp, size);
+            // The SR's octet count is payload only (RFC 3550 6.4.1); `bytes` counts whole packets.
+            c.send.on_packet_sent(now, hdr.timestamp, hdr.payload_len);
             c.packets += 1;
             c.bytes += size as u64;
             match c.target {
