@@ -522,11 +522,13 @@ impl Shard {
     }
 
     fn close_transport_key(&mut self, tkey: u32, reason: Option<CloseReason>) {
-        let t = self.transports.get(tkey).expect("transport key");
-        let (producers, consumers) = (t.producers.clone(), t.consumers.clone());
+        let producers = self.transports.get(tkey).expect("transport key").producers.clone();
         for p in producers {
             self.close_producer_key(p, Some(CloseReason::TransportClosed));
         }
+        // Read after the producers closed: a consumer of one of them on this same transport is
+        // gone already (with `producerclose`).
+        let consumers = self.transports.get(tkey).expect("transport key").consumers.clone();
         for c in consumers {
             self.close_consumer_key(c, Some(CloseReason::TransportClosed));
         }
