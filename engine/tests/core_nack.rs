@@ -196,7 +196,8 @@ fn consumer_nack_for_unknown_or_expired_packets_is_ignored() {
 
 #[test]
 fn no_nack_without_nack_feedback() {
-    let mut sfu = Sfu::new(Options { consumers: 1, feedback: Feedback::PliOnly, producer_rtx: false, ..Options::default() });
+    let mut sfu =
+        Sfu::new(Options { consumers: 1, feedback: Feedback::PliOnly, producer_rtx: false, ..Options::default() });
     sfu.start(1);
     sfu.send_media(5, false);
     sfu.advance(500);

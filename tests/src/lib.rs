@@ -112,7 +112,8 @@ pub fn consumer(router: &Router, producer: &Producer) -> (PlainTransport, Consum
     }))
     .expect("connect");
     sock.connect(t.local_addr()).expect("receiver connects back");
-    let c = block_on(t.consume(ConsumerOptions::new(producer.id(), router.rtp_capabilities().clone()))).expect("consume");
+    let c =
+        block_on(t.consume(ConsumerOptions::new(producer.id(), router.rtp_capabilities().clone()))).expect("consume");
     (t, c, sock)
 }
 
@@ -178,4 +179,3 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
-
