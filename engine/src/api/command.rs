@@ -107,6 +107,7 @@ impl ShardAdapter {
         }
     }
 
+    #[allow(clippy::type_complexity)] // (rtp socket, its address, rtcp socket and address)
     fn bind_plain(
         &mut self,
         io: &mut Io<'_, Envelope>,

@@ -100,6 +100,15 @@ impl Shard {
             }
             TransportKind::Direct => Vec::new(),
         };
+        // A socket routes to one transport: taking over another's would leave that one deaf and
+        // release the socket under it when this one closes.
+        if sockets
+            .iter()
+            .enumerate()
+            .any(|(i, (s, _))| self.sockets.contains_key(s) || sockets[..i].iter().any(|o| o.0 == *s))
+        {
+            return Err(Error::type_error("socket already used by a transport"));
+        }
         let key = self.transports.insert(TransportState {
             id,
             router: rkey,
@@ -372,8 +381,11 @@ impl Shard {
             }
             _ => None,
         };
-        if t.consumer_ssrcs.contains_key(&ssrc) {
-            return Err(Error::type_error(format!("consumer ssrc {ssrc} already used in this transport")));
+        // Both SSRCs key this transport's RTCP feedback: neither may be taken (or the same).
+        for s in std::iter::once(ssrc).chain(rtx.map(|r| r.ssrc)) {
+            if t.consumer_ssrcs.contains_key(&s) || rtx.is_some_and(|r| r.ssrc == ssrc) {
+                return Err(Error::type_error(format!("consumer ssrc {s} already used in this transport")));
+            }
         }
 
         let target = t.rtp_target();
@@ -522,11 +534,13 @@ impl Shard {
     }
 
     fn close_transport_key(&mut self, tkey: u32, reason: Option<CloseReason>) {
-        let t = self.transports.get(tkey).expect("transport key");
-        let (producers, consumers) = (t.producers.clone(), t.consumers.clone());
+        let producers = self.transports.get(tkey).expect("transport key").producers.clone();
         for p in producers {
             self.close_producer_key(p, Some(CloseReason::TransportClosed));
         }
+        // Read after the producers closed: a consumer of one of them on this same transport is
+        // gone already (with `producerclose`).
+        let consumers = self.transports.get(tkey).expect("transport key").consumers.clone();
         for c in consumers {
             self.close_consumer_key(c, Some(CloseReason::TransportClosed));
         }

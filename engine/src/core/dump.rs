@@ -68,6 +68,8 @@ pub struct ConsumerSnapshot {
     pub rtt_ms: f32,
 }
 
+// Control-plane only (dump/getStats), one at a time: boxing the transport variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Snapshot {
     Router(RouterSnapshot),

@@ -128,6 +128,10 @@ impl Shard {
             }
             let Some(t) = transports.get_mut(p.transport) else { continue };
             let target = t.rtcp_target();
+            if target == Target::None {
+                // Nowhere to send yet (comedia before the first packet): keep it pending.
+                continue;
+            }
             for s in &p.streams {
                 let Some(media_ssrc) = s.ssrc else { continue };
                 let n = if kf.prefer_fir {

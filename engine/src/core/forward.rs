@@ -203,7 +203,11 @@ impl Shard {
         stream.recv.on_packet(now, hdr.sequence_number, hdr.timestamp, hdr.payload_len);
         let mut send_nack = false;
         if let Some(nack) = stream.nack.as_mut() {
-            send_nack = nack.on_packet(now, hdr.sequence_number, key_frame);
+            // NACK a new gap at once (as mediasoup does); retries go out from `handle_timeout`.
+            // (`on_packet`'s return value says a gap was *filled*, which needs no NACK.)
+            let missing_before = nack.missing_len();
+            nack.on_packet(now, hdr.sequence_number, key_frame);
+            send_nack = nack.missing_len() > missing_before;
             if nack.take_key_frame_request() {
                 p.key_frames.pending = true;
             }
@@ -262,6 +266,7 @@ impl Shard {
                     drops.count(DropReason::NotAKeyFrame);
                     continue;
                 }
+                // `SeqManager::sync` takes the packet itself (not mediasoup's "one before").
                 c.seq.sync(hdr.sequence_number);
                 c.sync_required = false;
             }
@@ -291,7 +296,8 @@ impl Shard {
             };
             c.seq_map[usize::from(out_seq) & (SEQ_MAP_SIZE - 1)] = (out_seq, hdr.sequence_number);
             let size = n + body.len();
-            c.send.on_packet_sent(now, hdr.timestamp, size);
+            // The SR's octet count is payload only (RFC 3550 6.4.1); `bytes` counts whole packets.
+            c.send.on_packet_sent(now, hdr.timestamp, hdr.payload_len);
             c.packets += 1;
             c.bytes += size as u64;
             match c.target {

@@ -12,6 +12,8 @@ mod control;
 mod dump;
 mod feedback;
 mod forward;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 pub mod keyframe;
 mod objects;
 mod table;
