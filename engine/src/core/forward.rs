@@ -262,7 +262,9 @@ impl Shard {
                     drops.count(DropReason::NotAKeyFrame);
                     continue;
                 }
-                c.seq.sync(hdr.sequence_number.wrapping_sub(1));
+                // `SeqManager::sync` takes the first packet of the new segment itself (not
+                // mediasoup's `Sync(seq - 1)`): this key frame continues at `max_output + 1`.
+                c.seq.sync(hdr.sequence_number);
                 c.sync_required = false;
             }
             let Some(out_seq) = c.seq.input(hdr.sequence_number) else {
