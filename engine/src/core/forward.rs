@@ -293,7 +293,8 @@ impl Shard {
             };
             c.seq_map[usize::from(out_seq) & (SEQ_MAP_SIZE - 1)] = (out_seq, hdr.sequence_number);
             let size = n + body.len();
-            c.send.on_packet_sent(now, hdr.timestamp, size);
+            // Sender report octets are payload octets (RFC 3550 6.4.1), unlike `bytes` below.
+            c.send.on_packet_sent(now, hdr.timestamp, hdr.payload_len);
             c.packets += 1;
             c.bytes += size as u64;
             match c.target {
