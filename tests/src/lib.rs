@@ -361,3 +361,11 @@ pub fn bump(c: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> impl Fn() + S
         c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// The error kind of a call that must fail (the handles are not `Debug`, so no `unwrap_err`).
+pub fn err_kind<T>(r: shardsfu_engine::Result<T>) -> shardsfu_engine::ErrorKind {
+    match r {
+        Ok(_) => panic!("expected an error, got Ok"),
+        Err(e) => e.kind,
+    }
+}
