@@ -168,7 +168,6 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-
 /// The SSRC, media payload type and (when negotiated) RTX SSRC and payload type of a consumer.
 pub struct ConsumerWire {
     pub ssrc: u32,
@@ -304,9 +303,7 @@ pub fn is_pli_for(item: &shardsfu_engine::rtp::rtcp::RtcpItem<'_>, ssrc: u32) ->
 }
 
 /// An RTCP datagram built by one of the `write_*` functions.
-pub fn rtcp_bytes(
-    write: impl FnOnce(&mut [u8]) -> Result<usize, shardsfu_engine::rtp::rtcp::RtcpError>,
-) -> Vec<u8> {
+pub fn rtcp_bytes(write: impl FnOnce(&mut [u8]) -> Result<usize, shardsfu_engine::rtp::rtcp::RtcpError>) -> Vec<u8> {
     let mut buf = [0u8; 1500];
     let n = write(&mut buf).expect("rtcp builds");
     buf[..n].to_vec()

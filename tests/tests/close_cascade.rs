@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use shardsfu_tests::shardsfu_engine::rtp_parameters::MediaKind;
 use shardsfu_tests::shardsfu_engine::{
-    block_on, ConsumerOptions, DirectTransportOptions, Engine, ErrorKind, PlainTransportConnect,
-    PlainTransportOptions, ProducerOptions, RouterOptions, TransportListenInfo,
+    block_on, ConsumerOptions, DirectTransportOptions, Engine, ErrorKind, PlainTransportConnect, PlainTransportOptions,
+    ProducerOptions, RouterOptions, TransportListenInfo,
 };
 use shardsfu_tests::*;
 
@@ -59,7 +59,8 @@ fn producer_close_closes_its_consumers_and_stops_media() {
     }
     assert_eq!(block_on(producer.pause()).unwrap_err().kind, ErrorKind::InvalidStateError);
     assert_eq!(block_on(producer.dump()).unwrap_err().kind, ErrorKind::InvalidStateError);
-    let consume = block_on(consumers[0].0.consume(ConsumerOptions::new(producer.id(), router.rtp_capabilities().clone())));
+    let consume =
+        block_on(consumers[0].0.consume(ConsumerOptions::new(producer.id(), router.rtp_capabilities().clone())));
     assert_eq!(err_kind(consume), ErrorKind::Error, "a closed producer cannot be consumed");
     assert_eq!(block_on(router.dump()).unwrap()["mapProducerIdConsumerIds"], serde_json::json!([]));
     // Closing twice is a no-op.
@@ -122,8 +123,7 @@ fn router_and_worker_close_cascade_down_to_zero_objects() {
     let (out_a, consumer_a, rx_a) = consumer(&router_a, &producer_a);
     let direct_a = block_on(router_a.create_direct_transport(DirectTransportOptions::default())).unwrap();
     let direct_consumer =
-        block_on(direct_a.consume(ConsumerOptions::new(producer_a.id(), router_a.rtp_capabilities().clone())))
-            .unwrap();
+        block_on(direct_a.consume(ConsumerOptions::new(producer_a.id(), router_a.rtp_capabilities().clone()))).unwrap();
     // Router B: the same plain pair.
     let (ingest_b, _sender_b) = ingest(&router_b);
     let producer_b = produce_vp8(&ingest_b, SSRC, None);
@@ -150,7 +150,8 @@ fn router_and_worker_close_cascade_down_to_zero_objects() {
     assert!(producer_a.closed() && consumer_a.closed() && direct_consumer.closed());
     sender_a.send(&vp8(1, SSRC, true, b"gone")).ok();
     assert!(recv_rtp_for(&rx_a, QUIET).is_empty(), "media stops");
-    let create = block_on(router_a.create_plain_transport(PlainTransportOptions::new(TransportListenInfo::udp("127.0.0.1"))));
+    let create =
+        block_on(router_a.create_plain_transport(PlainTransportOptions::new(TransportListenInfo::udp("127.0.0.1"))));
     assert_eq!(err_kind(create), ErrorKind::InvalidStateError);
     assert_eq!(block_on(router_a.dump()).unwrap_err().kind, ErrorKind::InvalidStateError);
     assert!(!router_b.closed() && !consumer_b.closed(), "the other router is untouched");

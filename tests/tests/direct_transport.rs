@@ -32,8 +32,7 @@ fn direct_producer_send_reaches_a_plain_consumer() {
     let rtcp_out = capture();
     let sink = rtcp_out.clone();
     direct.on_rtcp(move |b| sink.lock().unwrap().push(b.to_vec()));
-    let producer =
-        block_on(direct.produce(ProducerOptions::new(MediaKind::Video, vp8_params(SSRC, None)))).unwrap();
+    let producer = block_on(direct.produce(ProducerOptions::new(MediaKind::Video, vp8_params(SSRC, None)))).unwrap();
     let (_t, consumer, receiver) = consumer(&router, &producer);
     let wire = wire_of(&consumer);
 

@@ -96,8 +96,7 @@ fn fir_only_producer_gets_fir() {
     let router = router(&worker(&engine));
     let (ingest, sender) = ingest(&router);
     let mut params = vp8_params(SSRC, None);
-    params.codecs[0].rtcp_feedback =
-        Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("ccm", Some("fir"))]);
+    params.codecs[0].rtcp_feedback = Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("ccm", Some("fir"))]);
     let producer = block_on(ingest.produce(ProducerOptions::new(MediaKind::Video, params))).unwrap();
     sender.send(&vp8(1, SSRC, true, b"k")).unwrap();
     assert!(wait_for(ARRIVAL, || ingest.tuple().remote_port.is_some()));

@@ -42,7 +42,7 @@ fn malformed_datagrams_are_counted_by_reason_and_media_keeps_flowing() {
     expect_drop(&engine, &sender, &[0x80], "unknown_protocol");
     expect_drop(&engine, &sender, &[0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42], "unknown_protocol"); // STUN
     expect_drop(&engine, &sender, &[0x16, 0xfe, 0xfd, 0, 0, 0, 0], "unknown_protocol"); // DTLS
-    // Bad RTP version (1 and 3): not RTP by the first byte.
+                                                                                        // Bad RTP version (1 and 3): not RTP by the first byte.
     let mut v1 = vp8(500, SSRC, false, b"v1");
     v1[0] = 0x40;
     expect_drop(&engine, &sender, &v1, "unknown_protocol");

@@ -22,7 +22,8 @@ fn nack_without_rtx_resends_the_same_packet() {
     let router = router(&worker);
     let (ingest, sender) = ingest(&router);
     let producer = produce_vp8(&ingest, SSRC, None);
-    let (_t, consumer, receiver) = consumer_with(&router, &producer, |o| o.rtp_capabilities = caps_without_rtx(&router));
+    let (_t, consumer, receiver) =
+        consumer_with(&router, &producer, |o| o.rtp_capabilities = caps_without_rtx(&router));
     let wire = wire_of(&consumer);
     assert!(wire.rtx.is_none(), "no RTX negotiated");
     assert!(consumer.rtp_parameters().codecs[0]
@@ -77,12 +78,7 @@ fn nack_with_rtx_answers_on_the_rtx_stream() {
     let engine = engine(1);
     let worker = worker(&engine);
     let router = router(&worker);
-    assert!(router
-        .rtp_capabilities()
-        .codecs
-        .iter()
-        .flatten()
-        .any(|c| c.mime_type.eq_ignore_ascii_case("video/rtx")));
+    assert!(router.rtp_capabilities().codecs.iter().flatten().any(|c| c.mime_type.eq_ignore_ascii_case("video/rtx")));
     let (ingest, sender) = ingest(&router);
     let producer = produce_vp8(&ingest, SSRC, Some(RTX_SSRC));
     let (_t, consumer, receiver) = consumer(&router, &producer);

@@ -47,7 +47,8 @@ fn receiver_gets_sender_reports_with_forwarded_counts() {
     assert!(sr.ntp_sec > 2_208_988_800, "NTP time is wall clock (after 1970)");
 
     // The receiver's report shows up in the consumer's stats.
-    let block = ReportBlock { ssrc, fraction_lost: 64, ext_highest_seq: u32::from(seq_of(&got[11])), ..Default::default() };
+    let block =
+        ReportBlock { ssrc, fraction_lost: 64, ext_highest_seq: u32::from(seq_of(&got[11])), ..Default::default() };
     receiver.send(&rtcp_bytes(|b| write_rr(b, RECEIVER_SSRC, &[block]))).unwrap();
     assert!(wait_for(ARRIVAL, || block_on(consumer.get_stats()).unwrap()[0]["fractionLost"] == 64));
     engine.close();
