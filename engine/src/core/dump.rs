@@ -68,6 +68,8 @@ pub struct ConsumerSnapshot {
     pub rtt_ms: f32,
 }
 
+// A control-plane reply, one per dump/stats call: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Snapshot {
     Router(RouterSnapshot),
