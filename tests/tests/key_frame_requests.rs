@@ -104,7 +104,7 @@ fn fir_only_producer_gets_fir() {
     let (_t, consumer, _rx) = consumer(&router, &producer);
     let mut fir_seqs = Vec::new();
     let mut saw_pli = false;
-    let mut fir = |i: &RtcpItem<'_>, seqs: &mut Vec<u8>, saw_pli: &mut bool| match i {
+    let fir = |i: &RtcpItem<'_>, seqs: &mut Vec<u8>, saw_pli: &mut bool| match i {
         RtcpItem::Fir { entries, .. } => {
             let mine: Vec<u8> = entries.clone().filter(|(s, _)| *s == SSRC).map(|(_, n)| n).collect();
             seqs.extend(&mine);
