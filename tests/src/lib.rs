@@ -269,12 +269,12 @@ pub fn drain(sock: &UdpSocket) {
 pub fn recv_rtcp_item(
     sock: &UdpSocket,
     timeout: Duration,
-    mut pred: impl FnMut(&shardsfu_engine::rtp::rtcp::RtcpItem<'_>) -> bool,
+    mut pred: impl FnMut(&shardsfu_engine::rtp::RtcpItem<'_>) -> bool,
 ) -> bool {
     recv_until(sock, timeout, |p| {
         let mut hit = false;
         if is_rtcp(p) {
-            let _ = shardsfu_engine::rtp::rtcp::parse_compound(p, |item| hit |= pred(&item));
+            let _ = shardsfu_engine::rtp::parse_compound(p, |item| hit |= pred(&item));
         }
         hit
     })
@@ -285,12 +285,12 @@ pub fn recv_rtcp_item(
 pub fn count_rtcp_items(
     sock: &UdpSocket,
     window: Duration,
-    mut pred: impl FnMut(&shardsfu_engine::rtp::rtcp::RtcpItem<'_>) -> bool,
+    mut pred: impl FnMut(&shardsfu_engine::rtp::RtcpItem<'_>) -> bool,
 ) -> usize {
     let mut n = 0;
     let _ = recv_until(sock, window, |p| {
         if is_rtcp(p) {
-            let _ = shardsfu_engine::rtp::rtcp::parse_compound(p, |item| n += usize::from(pred(&item)));
+            let _ = shardsfu_engine::rtp::parse_compound(p, |item| n += usize::from(pred(&item)));
         }
         false
     });
@@ -298,12 +298,12 @@ pub fn count_rtcp_items(
 }
 
 /// Is `item` a PLI for `ssrc`?
-pub fn is_pli_for(item: &shardsfu_engine::rtp::rtcp::RtcpItem<'_>, ssrc: u32) -> bool {
-    matches!(item, shardsfu_engine::rtp::rtcp::RtcpItem::Pli { media_ssrc, .. } if *media_ssrc == ssrc)
+pub fn is_pli_for(item: &shardsfu_engine::rtp::RtcpItem<'_>, ssrc: u32) -> bool {
+    matches!(item, shardsfu_engine::rtp::RtcpItem::Pli { media_ssrc, .. } if *media_ssrc == ssrc)
 }
 
 /// An RTCP datagram built by one of the `write_*` functions.
-pub fn rtcp_bytes(write: impl FnOnce(&mut [u8]) -> Result<usize, shardsfu_engine::rtp::rtcp::RtcpError>) -> Vec<u8> {
+pub fn rtcp_bytes(write: impl FnOnce(&mut [u8]) -> Result<usize, shardsfu_engine::rtp::RtcpError>) -> Vec<u8> {
     let mut buf = [0u8; 1500];
     let n = write(&mut buf).expect("rtcp builds");
     buf[..n].to_vec()

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use shardsfu_tests::shardsfu_engine::rtp::rtcp::{parse_compound, write_pli, RtcpItem};
+use shardsfu_tests::shardsfu_engine::rtp::{parse_compound, write_pli, RtcpItem};
 use shardsfu_tests::shardsfu_engine::rtp_parameters::MediaKind;
 use shardsfu_tests::shardsfu_engine::{block_on, ConsumerOptions, DirectTransportOptions, ErrorKind, ProducerOptions};
 use shardsfu_tests::*;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use shardsfu_tests::shardsfu_engine::block_on;
-use shardsfu_tests::shardsfu_engine::rtp::rtcp::{write_fir, write_pli, RtcpItem};
+use shardsfu_tests::shardsfu_engine::rtp::{write_fir, write_pli, RtcpItem};
 use shardsfu_tests::shardsfu_engine::rtp_parameters::{MediaKind, RtcpFeedback};
 use shardsfu_tests::shardsfu_engine::ProducerOptions;
 use shardsfu_tests::*;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use shardsfu_tests::shardsfu_engine::block_on;
-use shardsfu_tests::shardsfu_engine::rtp::rtcp::write_nack;
+use shardsfu_tests::shardsfu_engine::rtp::write_nack;
 use shardsfu_tests::*;
 
 const SSRC: u32 = 2222;

@@ -5,7 +5,7 @@ use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shardsfu_tests::shardsfu_engine::rtp::rtcp::{write_pli, write_sr, RtcpItem, SenderInfo};
+use shardsfu_tests::shardsfu_engine::rtp::{write_pli, write_sr, RtcpItem, SenderInfo};
 use shardsfu_tests::shardsfu_engine::{
     block_on, ConsumerOptions, PlainTransportConnect, PlainTransportOptions, TransportListenInfo, TransportTuple,
 };

@@ -2,7 +2,7 @@
 //! producers' endpoints, receiver reports from consumers' endpoints into consumer stats.
 
 use shardsfu_tests::shardsfu_engine::block_on;
-use shardsfu_tests::shardsfu_engine::rtp::rtcp::{write_rr, ReportBlock, RtcpItem};
+use shardsfu_tests::shardsfu_engine::rtp::{write_rr, ReportBlock, RtcpItem};
 use shardsfu_tests::*;
 
 const SSRC: u32 = 4444;
