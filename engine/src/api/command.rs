@@ -17,6 +17,9 @@ use crate::core::{
 };
 use crate::error::{Error, Result};
 
+/// A bound UDP socket and its local address.
+type BoundSocket = (SocketId, SocketAddr);
+
 /// How a PlainTransport's sockets are bound.
 #[derive(Debug, Clone)]
 pub(crate) struct PlainListen {
@@ -112,7 +115,7 @@ impl ShardAdapter {
         &mut self,
         io: &mut Io<'_, Envelope>,
         listen: &PlainListen,
-    ) -> Result<(SocketId, SocketAddr, Option<(SocketId, SocketAddr)>)> {
+    ) -> Result<(SocketId, SocketAddr, Option<BoundSocket>)> {
         let bind = |io: &mut Io<'_, Envelope>, port: u16| -> std::io::Result<(SocketId, SocketAddr)> {
             let s = io.bind_udp(SocketAddr::new(listen.ip, port))?;
             let addr = io.local_addr(s).unwrap_or(SocketAddr::new(listen.ip, port));

@@ -514,6 +514,14 @@ impl Shard {
             .key(id, ObjectKind::Router)
             .ok_or_else(|| Error::invalid_state(format!("router {id} not found or closed")))?;
         let transports = self.routers.get(rkey).expect("key").transports.clone();
+        // Every transport of the router closes, so every consumer gets `transportclose` (as in
+        // mediasoup), not `producerclose` from a producer on an earlier transport closing first.
+        for &t in &transports {
+            let consumers = self.transports.get(t).expect("router holds live transports").consumers.clone();
+            for c in consumers {
+                self.close_consumer_key(c, Some(CloseReason::TransportClosed));
+            }
+        }
         for t in transports {
             self.close_transport_key(t, Some(CloseReason::RouterClosed));
         }

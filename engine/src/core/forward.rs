@@ -13,6 +13,16 @@ use super::objects::*;
 use super::{DropReason, Event, Shard, Sink, MAX_FORWARDED_EXTENSIONS};
 use crate::rtp::{classify, parse_rtp, rewrite_in_place, write_header, HeaderFields, PacketKind, RtpHeader};
 
+/// Comedia learns its remote only from a packet that parses (as mediasoup does): a stray
+/// datagram that merely looks like RTP or RTCP by its first two bytes must not take the tuple.
+fn latchable(kind: PacketKind, data: &[u8]) -> bool {
+    match kind {
+        PacketKind::Rtp => parse_rtp(data).is_ok(),
+        PacketKind::Rtcp => crate::rtp::rtcp::parse_compound(data, |_| {}).is_ok(),
+        _ => false,
+    }
+}
+
 impl Shard {
     /// One datagram from the network on `socket`, sent by `src`.
     pub fn handle_datagram<'a>(
@@ -43,6 +53,10 @@ impl Shard {
             match p.remote_rtcp {
                 Some(r) if r == src => {}
                 None if p.comedia => {
+                    if !latchable(kind, data) {
+                        self.drops.count(DropReason::MalformedRtcp);
+                        return;
+                    }
                     p.remote_rtcp = Some(src);
                     let local = p.local_rtcp.unwrap_or(p.local);
                     self.events.push_back(Event::RtcpTuple { transport: t.id, local, remote: src });
@@ -56,6 +70,10 @@ impl Shard {
             match p.remote {
                 Some(r) if r == src => {}
                 None if p.comedia && matches!(kind, PacketKind::Rtp | PacketKind::Rtcp) => {
+                    if !latchable(kind, data) {
+                        self.drops.count(if is_rtcp { DropReason::MalformedRtcp } else { DropReason::MalformedRtp });
+                        return;
+                    }
                     p.remote = Some(src);
                     let local = p.local;
                     self.events.push_back(Event::Tuple { transport: t.id, local, remote: src });
