@@ -36,7 +36,10 @@ fn sender_report_per_consumer_with_counts() {
     for c in &sfu.consumers {
         let items: Vec<Rtcp> =
             out.iter().filter(|d| d.dest == c.remote && d.socket == c.socket).flat_map(|d| d.rtcp()).collect();
-        let [Rtcp::Sr { info, blocks }] = &items[..] else { panic!("one SR for consumer {}: {items:?}", c.id) };
+        // One SR, followed by the SDES CNAME chunk (RFC 3550 6.1).
+        let [Rtcp::Sr { info, blocks }, Rtcp::Other { pt: 202, .. }] = &items[..] else {
+            panic!("one SR with its SDES for consumer {}: {items:?}", c.id)
+        };
         assert!(blocks.is_empty());
         assert_eq!(info.ssrc, c.ssrc);
         assert_eq!(info.packet_count, 10);

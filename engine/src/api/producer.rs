@@ -260,6 +260,9 @@ impl Producer {
     /// DirectTransport producers: mediasoup's `producer.send(rtpPacket)`.
     pub fn send(&self, rtp_packet: &[u8]) -> Result<()> {
         self.check_open()?;
+        if !matches!(self.inner.transport.inner.variant, super::transport::TransportVariant::Direct { .. }) {
+            return Err(Error::invalid_state("send() is only for producers on a DirectTransport"));
+        }
         if rtp_packet.len() < 12 || rtp_packet.len() > crate::core::SCRATCH_BYTES {
             return Err(Error::type_error("invalid RTP packet size"));
         }

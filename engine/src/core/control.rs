@@ -404,6 +404,7 @@ impl Shard {
             producer_paused,
             target,
             ssrc,
+            cname: params.rtcp.as_ref().and_then(|r| r.cname.clone()).unwrap_or_default(),
             rtx,
             ext_allowed,
             mid,

@@ -262,9 +262,12 @@ impl Shard {
                 continue;
             }
             let Some(sr) = c.send.sender_info(now, ntp, c.ssrc) else { continue };
-            if let Ok(n) = rtcp::write_sr(&mut scratch[..], &sr, &[]) {
-                emit(target, t, &scratch[..n], events, out);
+            let Ok(mut n) = rtcp::write_sr(&mut scratch[..], &sr, &[]) else { continue };
+            // RFC 3550 6.1: a compound packet carries the sender's CNAME.
+            if !c.cname.is_empty() {
+                n += rtcp::write_sdes_cname(&mut scratch[n..], c.ssrc, c.cname.as_bytes()).unwrap_or(0);
             }
+            emit(target, t, &scratch[..n], events, out);
         }
         let mut blocks = [rtcp::ReportBlock::default(); 31];
         let mut n_blocks = 0;

@@ -196,6 +196,8 @@ pub struct ConsumerState {
     pub producer_paused: bool,
     pub target: Target,
     pub ssrc: u32,
+    /// RTCP CNAME sent with sender reports (the producer's, as mediasoup does).
+    pub cname: String,
     pub rtx: Option<RtxOut>,
     /// Router header extension ids this consumer negotiated, as a bitmask over 1..=63.
     pub ext_allowed: u64,
