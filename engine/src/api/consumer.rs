@@ -169,18 +169,13 @@ impl Consumer {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed() {
-            return Err(Error::invalid_state("Consumer closed"));
-        }
-        Ok(())
+        self.inner.shared.check_open("Consumer")
     }
 
     pub async fn pause(&self) -> Result<()> {
         self.check_open()?;
         self.inner.engine.request(self.inner.shard, Command::PauseConsumer { id: self.inner.oid }).await?;
-        if !self.inner.shared.paused.swap(true, Ordering::AcqRel) {
-            self.inner.shared.emit("@pause", &EventArg::None);
-        }
+        self.inner.shared.set_paused(true);
         Ok(())
     }
 
@@ -188,9 +183,7 @@ impl Consumer {
     pub async fn resume(&self) -> Result<()> {
         self.check_open()?;
         self.inner.engine.request(self.inner.shard, Command::ResumeConsumer { id: self.inner.oid }).await?;
-        if self.inner.shared.paused.swap(false, Ordering::AcqRel) {
-            self.inner.shared.emit("@resume", &EventArg::None);
-        }
+        self.inner.shared.set_paused(false);
         Ok(())
     }
 

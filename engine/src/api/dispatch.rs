@@ -72,6 +72,22 @@ impl ObjectShared {
         }
     }
 
+    /// Record a pause or resume the shard applied; emits the observer's `pause` / `resume` when
+    /// the state changed.
+    pub fn set_paused(&self, paused: bool) {
+        if self.paused.swap(paused, Ordering::AcqRel) != paused {
+            self.emit(if paused { "@pause" } else { "@resume" }, &EventArg::None);
+        }
+    }
+
+    /// `closed` as a mediasoup error, for calls on closed objects.
+    pub fn check_open(&self, class: &str) -> crate::Result<()> {
+        if self.is_closed() {
+            return Err(crate::Error::invalid_state(format!("{class} closed")));
+        }
+        Ok(())
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }

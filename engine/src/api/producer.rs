@@ -231,19 +231,14 @@ impl Producer {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed() {
-            return Err(Error::invalid_state("Producer closed"));
-        }
-        Ok(())
+        self.inner.shared.check_open("Producer")
     }
 
     /// mediasoup's `producer.pause()`: consumers get `producerpause`.
     pub async fn pause(&self) -> Result<()> {
         self.check_open()?;
         self.inner.engine.request(self.inner.shard, Command::PauseProducer { id: self.inner.oid }).await?;
-        if !self.inner.shared.paused.swap(true, Ordering::AcqRel) {
-            self.inner.shared.emit("@pause", &EventArg::None);
-        }
+        self.inner.shared.set_paused(true);
         Ok(())
     }
 
@@ -251,9 +246,7 @@ impl Producer {
     pub async fn resume(&self) -> Result<()> {
         self.check_open()?;
         self.inner.engine.request(self.inner.shard, Command::ResumeProducer { id: self.inner.oid }).await?;
-        if self.inner.shared.paused.swap(false, Ordering::AcqRel) {
-            self.inner.shared.emit("@resume", &EventArg::None);
-        }
+        self.inner.shared.set_paused(false);
         Ok(())
     }
 

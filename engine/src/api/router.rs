@@ -96,10 +96,7 @@ impl Router {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed() {
-            return Err(Error::invalid_state("Router closed"));
-        }
-        Ok(())
+        self.inner.shared.check_open("Router")
     }
 
     fn register(&self, t: &Transport) {

@@ -211,10 +211,7 @@ impl Transport {
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
-        if self.closed() {
-            return Err(Error::invalid_state("Transport closed"));
-        }
-        Ok(())
+        self.inner.shared.check_open("Transport")
     }
 
     /// The next `mid` for a consumer (mediasoup counts per transport from 0).
