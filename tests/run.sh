@@ -13,4 +13,4 @@ if [ "$memlock" != "unlimited" ] && [ "$memlock" -lt 512 ]; then
     }
 fi
 
-cargo test --workspace --all-targets
+cargo test --workspace
