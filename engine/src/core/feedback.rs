@@ -112,25 +112,32 @@ impl Shard {
     /// or when `keyFrameRequestDelay` since the last request has passed.
     pub(super) fn request_key_frame_for(&mut self, _now: Instant, pkey: u32) {
         if let Some(p) = self.producers.get_mut(pkey) {
-            if p.kind == MediaKind::Video {
+            if p.kind == MediaKind::Video && !p.key_frames.pending {
                 p.key_frames.pending = true;
+                self.key_frame_pending.push(pkey);
             }
         }
     }
 
     /// Send due key frame requests (PLI, or FIR when the producer only negotiated FIR).
     pub fn send_key_frame_requests<'a>(&mut self, now: Instant, out: &mut impl Sink<'a>) {
-        let Shard { producers, transports, scratch, events, .. } = self;
-        for (_, p) in producers.iter_mut() {
+        let Shard { producers, transports, scratch, events, key_frame_pending, .. } = self;
+        // Only producers with a request outstanding are visited; an entry stays while its
+        // request waits (delay, or no remote yet).
+        key_frame_pending.retain(|&pkey| {
+            let Some(p) = producers.get_mut(pkey) else { return false };
             let kf = &mut p.key_frames;
-            if !kf.pending || kf.last_sent.is_some_and(|last| now < last + kf.delay) {
-                continue;
+            if !kf.pending {
+                return false; // a key frame arrived meanwhile
             }
-            let Some(t) = transports.get_mut(p.transport) else { continue };
+            if kf.last_sent.is_some_and(|last| now < last + kf.delay) {
+                return true;
+            }
+            let Some(t) = transports.get_mut(p.transport) else { return false };
             let target = t.rtcp_target();
             if target == Target::None {
                 // Nowhere to send yet (comedia before the first packet): keep it pending.
-                continue;
+                return true;
             }
             for s in &p.streams {
                 let Some(media_ssrc) = s.ssrc else { continue };
@@ -145,7 +152,8 @@ impl Shard {
             }
             kf.pending = false;
             kf.last_sent = Some(now);
-        }
+            false
+        });
     }
 
     /// NACK the producer's endpoint for what its streams miss now.

@@ -226,8 +226,9 @@ impl Shard {
             let missing_before = nack.missing_len();
             nack.on_packet(now, hdr.sequence_number, key_frame);
             send_nack = nack.missing_len() > missing_before;
-            if nack.take_key_frame_request() {
+            if nack.take_key_frame_request() && !p.key_frames.pending {
                 p.key_frames.pending = true;
+                self.key_frame_pending.push(sref.producer);
             }
         }
         if repaired {

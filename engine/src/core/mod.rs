@@ -141,6 +141,8 @@ pub struct Shard {
     scratch: Box<[u8; SCRATCH_BYTES]>,
     ext: ExtensionsBuilder,
     next_tick: Option<Instant>,
+    /// Producers with a key frame request outstanding (each at most once).
+    key_frame_pending: Vec<u32>,
 }
 
 impl Shard {
@@ -160,6 +162,7 @@ impl Shard {
             scratch: Box::new([0; SCRATCH_BYTES]),
             ext: ExtensionsBuilder::default(),
             next_tick: None,
+            key_frame_pending: Vec::new(),
         }
     }
 
