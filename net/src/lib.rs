@@ -46,12 +46,17 @@
 //!
 //! Everything is bounded (`MAX_*` constants) and preallocated per shard: no allocation per packet.
 
+mod media;
 pub mod ring;
 mod runtime;
 mod shard;
 mod sys;
 mod udp;
 
+pub use media::{
+    MAX_MEDIA_BATCHES_PER_TURN, MAX_MEDIA_BUFFERS_PER_PAIR, MAX_MEDIA_RECORD_BYTES, MEDIA_BATCH_BYTES,
+    MEDIA_RECORD_PREFIX_BYTES,
+};
 pub use runtime::{
     Runtime, RuntimeConfig, ShardHandle, ShardInfo, ShardLoad, StartError, SubmitError, MAX_SHARDS, MEMLOCK_NEED_KIB,
 };

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
+use crate::media::{self, MediaIn, MediaOut};
 use crate::ring::{self, Producer};
 use crate::shard::{Core, Shard, ShardService, ShardShared, WAKE_TOKEN};
 use crate::sys::{self, Epoll, EventFd};
@@ -68,6 +69,17 @@ pub struct ShardLoad {
     pub tx_dropped: u64,
     /// Datagrams larger than the receive buffer, dropped.
     pub rx_truncated: u64,
+    /// Records this shard forwarded to other shards (`Io::forward_to_shard` accepted them).
+    pub shard_tx_records: u64,
+    /// Records other shards forwarded to this one, handed to `on_shard_datagram`.
+    pub shard_rx_records: u64,
+    /// Records `Io::forward_to_shard` dropped (target not draining: pool exhausted; or too long).
+    pub shard_tx_dropped: u64,
+    /// Inbound media batches with broken framing (never expected; the rest of each is skipped).
+    pub shard_rx_malformed: u64,
+    /// Media batch buffers this shard has allocated, over all peers (at most
+    /// `MAX_MEDIA_BUFFERS_PER_PAIR` per peer; flat once the pools are warm).
+    pub shard_batch_buffers: u64,
 }
 
 #[derive(Debug)]
@@ -303,11 +315,25 @@ impl<C: Send + 'static> Runtime<C> {
             }
         }
 
+        // Media: a media ring and a return ring per ordered pair of shards.
+        let mut media_out: Vec<Vec<Option<MediaOut>>> =
+            (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
+        let mut media_in: Vec<Vec<MediaIn>> = (0..count).map(|_| Vec::with_capacity(count)).collect();
+        for (from, row) in media_out.iter_mut().enumerate() {
+            for (to, slot) in row.iter_mut().enumerate() {
+                if from != to {
+                    let (out, inn) = media::pair(from);
+                    *slot = Some(out);
+                    media_in[to].push(inn);
+                }
+            }
+        }
+
         let factory = Arc::new(factory);
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut runtime = Runtime { handles, joins: Vec::with_capacity(count) };
-        let parts = epolls.into_iter().zip(peers).zip(inbound).enumerate();
-        for (index, ((epoll, peers), inbound)) in parts {
+        let parts = epolls.into_iter().zip(peers).zip(inbound).zip(media_out).zip(media_in).enumerate();
+        for (index, ((((epoll, peers), inbound), media_out), media_in)) in parts {
             let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
             let guard = ReadyGuard { tx: ready_tx.clone(), index, ready: false };
@@ -322,8 +348,17 @@ impl<C: Send + 'static> Runtime<C> {
                     let _exit = ExitGuard(shared[index].clone());
                     let service = factory(ShardInfo { index, count, cpu });
                     let shard = Shard::<S> {
-                        core: Core { index, udp: Udp::new(epoll, gso), peers, shared },
+                        core: Core {
+                            index,
+                            udp: Udp::new(epoll, gso),
+                            peers,
+                            shared,
+                            media_out,
+                            media_dirty: Vec::with_capacity(count),
+                            media: Default::default(),
+                        },
                         inbound,
+                        media_in,
                         spin_before_park,
                     };
                     guard.ready = true;

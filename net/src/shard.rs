@@ -6,10 +6,11 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::media::{decode_record, MediaCounters, MediaIn, MediaOut, Pushed, Truncated, MAX_MEDIA_BATCHES_PER_TURN};
 use crate::ring::{Consumer, Producer};
 use crate::runtime::ShardLoad;
 use crate::sys::{self, EventFd};
-use crate::udp::{RxBatch, RxSkip, SocketId, Udp, MAX_RX_BATCH};
+use crate::udp::{Counters, RxBatch, RxSkip, SocketId, Udp, MAX_RX_BATCH};
 
 /// Commands handed to the service per loop turn, over all inbound rings.
 pub const MAX_COMMANDS_PER_TURN: usize = 256;
@@ -46,6 +47,22 @@ pub trait ShardService: 'static {
     /// Next time the service wants `on_timeout` (`None` = no timer).
     fn poll_timeout(&self) -> Option<Instant>;
     fn on_timeout(&mut self, now: Instant, io: &mut Io<'_, Self::Command>);
+    /// One record another shard sent with [`Io::forward_to_shard`] (`head ++ body` as it was given),
+    /// in the batch buffer it crossed in (mutable, like `on_datagram`'s). Bodies given to `io.send`
+    /// may borrow from `data`: the loop flushes the transmit queue after the whole batch and only
+    /// then hands the buffer back to `from_shard`.
+    fn on_shard_datagram<'a>(
+        &mut self,
+        _now: Instant,
+        _from_shard: usize,
+        _data: &'a mut [u8],
+        _io: &mut Io<'a, Self::Command>,
+    ) {
+    }
+    /// Called right before every transmit flush (after each receive batch, each inbound media
+    /// batch, the commands, and at the end of each turn): the place to queue per-batch work.
+    /// Runs often, so keep it cheap.
+    fn on_flush(&mut self, _now: Instant, _io: &mut Io<'_, Self::Command>) {}
     /// Called once when the runtime stops, before sockets are closed.
     fn on_stop(&mut self, _now: Instant, _io: &mut Io<'_, Self::Command>) {}
 }
@@ -60,6 +77,11 @@ pub(crate) struct LoadCells {
     tx_packets: AtomicU64,
     tx_dropped: AtomicU64,
     rx_truncated: AtomicU64,
+    shard_tx_records: AtomicU64,
+    shard_rx_records: AtomicU64,
+    shard_tx_dropped: AtomicU64,
+    shard_rx_malformed: AtomicU64,
+    shard_batch_buffers: AtomicU64,
 }
 
 impl LoadCells {
@@ -72,6 +94,11 @@ impl LoadCells {
             tx_packets: self.tx_packets.load(Ordering::Relaxed),
             tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
             rx_truncated: self.rx_truncated.load(Ordering::Relaxed),
+            shard_tx_records: self.shard_tx_records.load(Ordering::Relaxed),
+            shard_rx_records: self.shard_rx_records.load(Ordering::Relaxed),
+            shard_tx_dropped: self.shard_tx_dropped.load(Ordering::Relaxed),
+            shard_rx_malformed: self.shard_rx_malformed.load(Ordering::Relaxed),
+            shard_batch_buffers: self.shard_batch_buffers.load(Ordering::Relaxed),
         }
     }
 }
@@ -116,6 +143,32 @@ pub(crate) struct Core<C> {
     /// Outbound ring to each peer shard (`None` at our own index).
     pub peers: Vec<Option<Producer<C>>>,
     pub shared: Arc<[Arc<ShardShared>]>,
+    /// Outbound media to each peer shard (`None` at our own index).
+    pub media_out: Vec<Option<MediaOut>>,
+    /// Peers whose current media batch holds records; pushed at the next flush point
+    /// (each listed once, see `MediaOut::queued`; capacity = shard count, so never grows).
+    pub media_dirty: Vec<usize>,
+    pub media: MediaCounters,
+}
+
+impl<C> Core<C> {
+    /// Pushes every partially filled media batch to its target, waking parked targets.
+    fn push_media(&mut self) {
+        let (outs, shared) = (&mut self.media_out, &self.shared);
+        self.media_dirty.retain(|&shard| {
+            let Some(out) = outs[shard].as_mut() else {
+                return false;
+            };
+            match out.push_current() {
+                Pushed::Batch => shared[shard].wake_if_parked(),
+                Pushed::Empty => {}
+                // Cannot happen (the ring holds the whole pool); keep the batch for the next flush.
+                Pushed::Full => return true,
+            }
+            out.queued = false;
+            false
+        });
+    }
 }
 
 /// The service's handle on its shard: sockets, transmit queue, peer shards.
@@ -173,6 +226,37 @@ impl<'a, C: Send + 'static> Io<'a, C> {
         Ok(())
     }
 
+    /// Copies one record (`head ++ body`, length-prefixed) into this shard's current media batch
+    /// for shard `shard`, to reach that shard's [`ShardService::on_shard_datagram`]. Batches are
+    /// pushed when full and at every flush point; pushing wakes a parked target. Never allocates
+    /// except to grow the pair's buffer pool (at most `MAX_MEDIA_BUFFERS_PER_PAIR`).
+    ///
+    /// `false` if the record was dropped (counted in `shard_tx_dropped`: pool exhausted because
+    /// the target is not draining, ring full, or longer than `MAX_MEDIA_RECORD_BYTES`), or if
+    /// `shard` is this shard or out of range (a caller bug, not counted).
+    pub fn forward_to_shard(&mut self, shard: usize, head: &[u8], body: &[u8]) -> bool {
+        let core = &mut *self.core;
+        let Some(Some(out)) = core.media_out.get_mut(shard) else {
+            return false;
+        };
+        let (taken, pushed) = out.append(head, body, &mut core.media);
+        if pushed {
+            core.shared[shard].wake_if_parked();
+        }
+        if taken && !out.queued {
+            out.queued = true;
+            debug_assert!(core.media_dirty.len() < core.media_dirty.capacity());
+            core.media_dirty.push(shard);
+        }
+        taken
+    }
+
+    /// Test hook: media batch buffers this shard has allocated for shard `shard` so far.
+    #[doc(hidden)]
+    pub fn media_buffers_allocated(&self, shard: usize) -> usize {
+        self.core.media_out.get(shard).and_then(Option::as_ref).map_or(0, MediaOut::allocated)
+    }
+
     /// Whether this shard still sends with UDP GSO (false after the kernel refused it).
     pub fn gso_enabled(&self) -> bool {
         self.core.udp.gso_enabled()
@@ -200,7 +284,7 @@ struct LoadMeter {
 }
 
 impl LoadMeter {
-    fn publish(&mut self, now: Instant, cells: &LoadCells, c: &crate::udp::Counters) {
+    fn publish(&mut self, now: Instant, cells: &LoadCells, c: &Counters, m: &MediaCounters) {
         let elapsed = now.saturating_duration_since(self.window_start);
         let secs = elapsed.as_secs_f64().max(1e-9);
         let busy = (self.busy.as_secs_f64() / secs).clamp(0.0, 1.0) as f32;
@@ -213,6 +297,11 @@ impl LoadMeter {
         cells.tx_packets.store(c.tx_packets, Ordering::Relaxed);
         cells.tx_dropped.store(c.tx_dropped, Ordering::Relaxed);
         cells.rx_truncated.store(c.rx_truncated, Ordering::Relaxed);
+        cells.shard_tx_records.store(m.tx_records, Ordering::Relaxed);
+        cells.shard_rx_records.store(m.rx_records, Ordering::Relaxed);
+        cells.shard_tx_dropped.store(m.tx_dropped, Ordering::Relaxed);
+        cells.shard_rx_malformed.store(m.rx_malformed, Ordering::Relaxed);
+        cells.shard_batch_buffers.store(m.buffers_allocated, Ordering::Relaxed);
         *self =
             LoadMeter { window_start: now, busy: Duration::ZERO, rx_at_start: c.rx_packets, tx_at_start: c.tx_packets };
     }
@@ -223,6 +312,8 @@ pub(crate) struct Shard<S: ShardService> {
     pub core: Core<S::Command>,
     /// Inbound rings: the API ring first, then one per peer shard.
     pub inbound: Vec<Consumer<S::Command>>,
+    /// Inbound media rings, one per peer shard.
+    pub media_in: Vec<MediaIn>,
     pub spin_before_park: Duration,
 }
 
@@ -236,16 +327,22 @@ impl<S: ShardService> Shard<S> {
         let mut meter = LoadMeter { window_start: start, busy: Duration::ZERO, rx_at_start: 0, tx_at_start: 0 };
         let mut idle_since: Option<Instant> = None;
         let mut first_ring = 0;
+        let mut first_media = 0;
         while !me.stop.load(Ordering::Acquire) {
             let now = Instant::now();
             let mut work = self.drain_commands(now, &mut service, first_ring);
             first_ring = (first_ring + 1) % self.inbound.len();
+            if work > 0 {
+                self.flush_tx(now, &mut service);
+            }
+            work += self.drain_media(now, &mut service, first_media);
+            first_media = (first_media + 1) % self.media_in.len().max(1);
             work += self.receive(now, &mut service, &mut rx, &mut events, &me);
             if service.poll_timeout().is_some_and(|t| t <= now) {
                 service.on_timeout(now, &mut Io::new(&mut self.core));
                 work += 1;
             }
-            self.core.udp.flush();
+            self.flush_tx(now, &mut service);
 
             if work > 0 {
                 meter.busy += now.elapsed();
@@ -253,20 +350,20 @@ impl<S: ShardService> Shard<S> {
             } else {
                 let idle = *idle_since.get_or_insert(now);
                 if now.duration_since(idle) >= self.spin_before_park {
-                    meter.publish(now, &me.load, &self.core.udp.counters);
+                    meter.publish(now, &me.load, &self.core.udp.counters, &self.core.media);
                     self.park(&me, service.poll_timeout(), now).await;
                     idle_since = None;
                 }
             }
             if now.duration_since(meter.window_start) >= LOAD_WINDOW {
-                meter.publish(now, &me.load, &self.core.udp.counters);
+                meter.publish(now, &me.load, &self.core.udp.counters, &self.core.media);
             }
             glommio::yield_if_needed().await;
         }
         let now = Instant::now();
         service.on_stop(now, &mut Io::new(&mut self.core));
-        self.core.udp.flush();
-        meter.publish(now, &me.load, &self.core.udp.counters);
+        self.flush_tx(now, &mut service);
+        meter.publish(now, &me.load, &self.core.udp.counters, &self.core.media);
     }
 
     /// Hands up to `MAX_COMMANDS_PER_TURN` commands to the service, round-robin over rings.
@@ -282,6 +379,54 @@ impl<S: ShardService> Shard<S> {
             budget -= ring.drain(budget, |cmd| service.on_command(now, cmd, &mut Io::new(core)));
         }
         MAX_COMMANDS_PER_TURN - budget
+    }
+
+    /// A flush point: `on_flush`, then partial media batches go to their targets, then the
+    /// transmit queue is sent (after which no body borrowed from a buffer is referenced).
+    fn flush_tx(&mut self, now: Instant, service: &mut S) {
+        service.on_flush(now, &mut Io::new(&mut self.core));
+        self.core.push_media();
+        self.core.udp.flush();
+    }
+
+    /// Hands up to `MAX_MEDIA_BATCHES_PER_TURN` inbound media batches to the service, record by
+    /// record, round-robin over peers; flushes after each batch, then returns its buffer.
+    fn drain_media(&mut self, now: Instant, service: &mut S, first: usize) -> usize {
+        let n = self.media_in.len();
+        let mut batches = 0;
+        for k in 0..n {
+            let i = (first + k) % n;
+            while batches < MAX_MEDIA_BATCHES_PER_TURN {
+                let Some(mut batch) = self.media_in[i].pop() else {
+                    break;
+                };
+                let from = self.media_in[i].from;
+                let bytes = batch.bytes_mut();
+                let mut at = 0;
+                loop {
+                    match decode_record(bytes, at) {
+                        Ok(Some((record, next))) => {
+                            self.core.media.rx_records += 1;
+                            let mut io = Io::new(&mut self.core);
+                            service.on_shard_datagram(now, from, &mut bytes[record], &mut io);
+                            at = next;
+                        }
+                        Ok(None) => break,
+                        Err(Truncated) => {
+                            // Only our own encoder writes batches: this is a bug. Skip the rest.
+                            self.core.media.rx_malformed += 1;
+                            tracing::error!(from, at, "malformed media batch; rest skipped");
+                            break;
+                        }
+                    }
+                }
+                // Bodies may point into `batch`: send them before its origin reuses it.
+                self.flush_tx(now, service);
+                self.media_in[i].give_back(batch);
+                batches += 1;
+            }
+        }
+        batches
     }
 
     /// One `epoll_wait(0)`, then up to `MAX_RX_PER_TURN` datagrams from the ready sockets.
@@ -331,7 +476,7 @@ impl<S: ShardService> Shard<S> {
                     }
                 }
                 // Bodies may point into `rx`: send them before the next recvmmsg reuses it.
-                self.core.udp.flush();
+                self.flush_tx(now, service);
                 received += n;
                 if n < MAX_RX_BATCH {
                     break;
@@ -349,7 +494,10 @@ impl<S: ShardService> Shard<S> {
     async fn park(&mut self, me: &ShardShared, timer: Option<Instant>, now: Instant) {
         me.parked.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if self.inbound.iter().any(|r| !r.is_empty()) || me.stop.load(Ordering::SeqCst) {
+        if self.inbound.iter().any(|r| !r.is_empty())
+            || self.media_in.iter().any(|m| !m.is_empty())
+            || me.stop.load(Ordering::SeqCst)
+        {
             me.parked.store(false, Ordering::SeqCst);
             return;
         }
