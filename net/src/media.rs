@@ -6,6 +6,7 @@
 //! plus its used length and record count (kept beside the buffer, moved through the ring with it).
 
 use std::ops::Range;
+use std::time::Duration;
 
 use crate::ring::{Consumer, Producer};
 
@@ -15,6 +16,9 @@ pub const MEDIA_BATCH_BYTES: usize = 64 * 1024;
 pub const MAX_MEDIA_BUFFERS_PER_PAIR: usize = 16;
 /// Inbound media batches handed to the service per loop turn, over all peer shards.
 pub const MAX_MEDIA_BATCHES_PER_TURN: usize = 16;
+/// Longest an idle shard sleeps while it holds a partial batch for a target that has not yet
+/// taken the previous one (it then looks again; see `MediaOut::push_partial`).
+pub const MAX_MEDIA_HOLD: Duration = Duration::from_millis(1);
 /// Bytes of the length prefix in front of each record.
 pub const MEDIA_RECORD_PREFIX_BYTES: usize = 2;
 /// Longest record (`head.len() + body.len()`) `Io::forward_to_shard` accepts.
@@ -136,6 +140,9 @@ pub(crate) enum Pushed {
     Batch,
     /// The ring was full; the batch stays current.
     Full,
+    /// Not forced and the target has not yet taken our previous batch: the batch stays current
+    /// and keeps filling (see `push_partial`).
+    Held,
 }
 
 impl MediaOut {
@@ -169,8 +176,22 @@ impl MediaOut {
         self.current.as_mut()
     }
 
+    /// A flush point: moves the current batch, if it holds records, into the media ring, unless
+    /// (`force` false) the target has not yet popped the previous batch from this shard. The
+    /// target is then busy with our records and will look at the ring again when done, so
+    /// holding costs no latency beyond the FIFO wait, and the records coalesce into one batch
+    /// instead of taking one pooled buffer per flush point (which a briefly descheduled target
+    /// would otherwise turn into pool exhaustion and drops). The held batch goes at the first
+    /// flush point after the target caught up, or when full, or (forced) when this shard stops.
+    pub(crate) fn push_partial(&mut self, force: bool) -> Pushed {
+        if !force && self.current.as_ref().is_some_and(|b| b.records > 0) && !self.tx.is_empty() {
+            return Pushed::Held;
+        }
+        self.push_current()
+    }
+
     /// Moves the current batch, if it holds records, into the media ring.
-    pub(crate) fn push_current(&mut self) -> Pushed {
+    fn push_current(&mut self) -> Pushed {
         match self.current.take() {
             Some(batch) if batch.records > 0 => match self.tx.push(batch) {
                 Ok(()) => Pushed::Batch,
@@ -202,7 +223,7 @@ impl MediaOut {
             // Full: hand it over now, then start another.
             match self.push_current() {
                 Pushed::Batch => pushed = true,
-                Pushed::Full | Pushed::Empty => {
+                Pushed::Full | Pushed::Empty | Pushed::Held => {
                     counters.tx_dropped += 1;
                     return (false, false);
                 }
@@ -351,7 +372,7 @@ mod tests {
         assert_eq!(out.allocated(), MAX_MEDIA_BUFFERS_PER_PAIR);
         assert_eq!(c.tx_dropped as usize, 2 * per_batch);
         // Every batch, the last included, went out full when the next record did not fit.
-        assert_eq!(out.push_current(), Pushed::Empty);
+        assert_eq!(out.push_partial(true), Pushed::Empty);
         let mut delivered = 0;
         while let Some(mut batch) = inn.pop() {
             let bytes = batch.bytes_mut();
@@ -370,5 +391,31 @@ mod tests {
         }
         assert_eq!(out.allocated(), MAX_MEDIA_BUFFERS_PER_PAIR);
         assert_eq!(c.buffers_allocated as usize, MAX_MEDIA_BUFFERS_PER_PAIR);
+    }
+
+    #[test]
+    fn a_partial_batch_is_held_while_the_target_has_not_taken_the_previous_one() {
+        let (mut out, mut inn) = pair(0);
+        let mut c = MediaCounters::default();
+        assert_eq!(out.push_partial(false), Pushed::Empty);
+        assert!(out.append(b"", b"one", &mut c).0);
+        assert_eq!(out.push_partial(false), Pushed::Batch);
+        assert!(out.append(b"", b"two", &mut c).0);
+        assert_eq!(out.push_partial(false), Pushed::Held, "the target has not popped `one`");
+        assert!(out.append(b"", b"three", &mut c).0);
+        let first = inn.pop().unwrap();
+        assert_eq!(first.records, 1);
+        assert_eq!(out.push_partial(false), Pushed::Batch, "the target caught up");
+        let mut second = inn.pop().unwrap();
+        assert_eq!(second.records, 2);
+        assert_eq!(decode_record(second.bytes_mut(), 0).unwrap().unwrap().0.len(), 3);
+        assert!(out.append(b"", b"four", &mut c).0);
+        assert!(out.append(b"", b"five", &mut c).0);
+        assert_eq!(out.push_partial(false), Pushed::Batch);
+        assert!(out.append(b"", b"six", &mut c).0);
+        assert_eq!(out.push_partial(true), Pushed::Batch, "forced before parking");
+        inn.give_back(first);
+        inn.give_back(second);
+        assert_eq!(out.allocated(), 4, "one, two+three, four+five, six: none given back yet");
     }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::media::{decode_record, MediaCounters, MediaIn, MediaOut, Pushed, Truncated, MAX_MEDIA_BATCHES_PER_TURN};
+use crate::media::{
+    decode_record, MediaCounters, MediaIn, MediaOut, Pushed, Truncated, MAX_MEDIA_BATCHES_PER_TURN, MAX_MEDIA_HOLD,
+};
 use crate::ring::{Consumer, Producer};
 use crate::runtime::ShardLoad;
 use crate::sys::{self, EventFd};
@@ -152,18 +154,19 @@ pub(crate) struct Core<C> {
 }
 
 impl<C> Core<C> {
-    /// Pushes every partially filled media batch to its target, waking parked targets.
-    fn push_media(&mut self) {
+    /// Pushes partially filled media batches to their targets, waking parked targets; `force`
+    /// false holds a batch while its target has not taken the previous one (`push_partial`).
+    fn push_media(&mut self, force: bool) {
         let (outs, shared) = (&mut self.media_out, &self.shared);
         self.media_dirty.retain(|&shard| {
             let Some(out) = outs[shard].as_mut() else {
                 return false;
             };
-            match out.push_current() {
+            match out.push_partial(force) {
                 Pushed::Batch => shared[shard].wake_if_parked(),
                 Pushed::Empty => {}
-                // Cannot happen (the ring holds the whole pool); keep the batch for the next flush.
-                Pushed::Full => return true,
+                // Held, or full (cannot happen: the ring holds the whole pool): next flush point.
+                Pushed::Held | Pushed::Full => return true,
             }
             out.queued = false;
             false
@@ -350,8 +353,16 @@ impl<S: ShardService> Shard<S> {
             } else {
                 let idle = *idle_since.get_or_insert(now);
                 if now.duration_since(idle) >= self.spin_before_park {
+                    // A batch held for a lagging target (see `MediaOut::push_partial`) must not
+                    // wait for our whole park: sleep at most `MAX_MEDIA_HOLD`, then look again.
+                    // (Pushing it now instead would spend one pooled buffer per park.)
+                    let mut wake_at = service.poll_timeout();
+                    if !self.core.media_dirty.is_empty() {
+                        let hold_until = now + MAX_MEDIA_HOLD;
+                        wake_at = Some(wake_at.map_or(hold_until, |t| t.min(hold_until)));
+                    }
                     meter.publish(now, &me.load, &self.core.udp.counters, &self.core.media);
-                    self.park(&me, service.poll_timeout(), now).await;
+                    self.park(&me, wake_at, now).await;
                     idle_since = None;
                 }
             }
@@ -363,6 +374,7 @@ impl<S: ShardService> Shard<S> {
         let now = Instant::now();
         service.on_stop(now, &mut Io::new(&mut self.core));
         self.flush_tx(now, &mut service);
+        self.core.push_media(true);
         meter.publish(now, &me.load, &self.core.udp.counters, &self.core.media);
     }
 
@@ -385,7 +397,7 @@ impl<S: ShardService> Shard<S> {
     /// transmit queue is sent (after which no body borrowed from a buffer is referenced).
     fn flush_tx(&mut self, now: Instant, service: &mut S) {
         service.on_flush(now, &mut Io::new(&mut self.core));
-        self.core.push_media();
+        self.core.push_media(false);
         self.core.udp.flush();
     }
 
