@@ -6,29 +6,61 @@
 //! (optionally pinned) thread, running one task, the *shard loop*, which owns a [`ShardService`]
 //! (the sans-IO SFU logic, built on the shard thread by a factory), its UDP sockets, an epoll set
 //! and a transmit queue. Nothing on the packet path is shared between threads. Shards talk to each
-//! other and to API callers only through bounded SPSC [`ring`]s: one per ordered pair of shards,
-//! plus one inbound API ring per shard (its producer behind a mutex in [`ShardHandle`]).
+//! other and to API callers only through bounded SPSC [`ring`]s: per ordered pair of shards one
+//! command ring, one media ring and one return ring, plus one inbound API ring per shard (its
+//! producer behind a mutex in [`ShardHandle`]).
 //!
 //! # The loop, per turn
 //!
 //! 1. `now = Instant::now()`; drain inbound rings round-robin, at most `MAX_COMMANDS_PER_TURN`
-//!    commands, calling [`ShardService::on_command`].
-//! 2. `epoll_wait(timeout 0)` on the shard's level-triggered epoll fd; for each ready socket,
+//!    commands, calling [`ShardService::on_command`]; then a flush point (below).
+//! 2. Drain inbound media rings round-robin, at most `MAX_MEDIA_BATCHES_PER_TURN` batches, calling
+//!    [`ShardService::on_shard_datagram`] per record; a flush point after each batch, then the
+//!    buffer goes back to its origin.
+//! 3. `epoll_wait(timeout 0)` on the shard's level-triggered epoll fd; for each ready socket,
 //!    `recvmmsg` a batch of up to `MAX_RX_BATCH` datagrams into preallocated 2048-byte buffers
-//!    (`MSG_TRUNC` = counted and skipped), call [`ShardService::on_datagram`] on each, then flush
-//!    the transmit queue *before* the next `recvmmsg` reuses the buffers (bodies may borrow them).
+//!    (`MSG_TRUNC` = counted and skipped), call [`ShardService::on_datagram`] on each, then a flush
+//!    point *before* the next `recvmmsg` reuses the buffers (bodies may borrow them).
 //!    At most `MAX_RX_PER_TURN` datagrams per turn, so one socket cannot starve the others.
-//! 3. If `poll_timeout() <= now`, call [`ShardService::on_timeout`]; flush.
-//! 4. If the turn did work, `yield_if_needed` and go again. Otherwise spin (steps 1-3 again) for
+//! 4. If `poll_timeout() <= now`, call [`ShardService::on_timeout`]; a flush point.
+//! 5. If the turn did work, `yield_if_needed` and go again. Otherwise spin (steps 1-4 again) for
 //!    `spin_before_park`, then park.
+//!
+//! A *flush point* is [`ShardService::on_flush`], then partial outbound media batches go to their
+//! targets, then the transmit queue is sent.
+//!
+//! # Media between shards
+//!
+//! A room spanning shards: the producer's shard forwards each packet once per consumer shard with
+//! [`Io::forward_to_shard`], which copies `head ++ body` as one length-prefixed record (`u16` LE,
+//! at most `MAX_MEDIA_RECORD_BYTES`) into the current batch for that shard: a pooled
+//! `MEDIA_BATCH_BYTES` (64 KiB) buffer. A full batch is pushed at once into the target's media
+//! ring (the `Box` moves, not the bytes); a partial one at the next flush point, so latency stays
+//! bounded. The target hands each record to [`ShardService::on_shard_datagram`] as a mutable slice
+//! of the batch buffer, exactly like a received datagram: bodies given to `Io::send` borrow it
+//! until the flush point after the batch, and only then does the buffer go back to its origin
+//! through the pair's return ring. The origin refills returned buffers and allocates only when
+//! none is back, up to `MAX_MEDIA_BUFFERS_PER_PAIR` per pair; then (the target is not draining)
+//! records are dropped and counted (`ShardLoad::shard_tx_dropped`). Rings hold the whole pool, so
+//! neither push can find its ring full. No allocation per packet or per batch once warm.
+//!
+//! One refinement keeps the pool small when the target lags: at a flush point a partial batch is
+//! *held* (keeps filling) while the target has not yet popped our previous batch. The target is
+//! then busy with our records and looks at its ring again when done, so this adds no latency
+//! beyond the FIFO wait, and a descheduled target costs larger batches instead of one buffer per
+//! flush point. A held batch goes at the first flush point after the target caught up, or when
+//! full; an idle shard holding one parks for at most `MAX_MEDIA_HOLD` (1 ms) before looking again.
+//! In steady state a pair uses three buffers: one in the ring, one at the target, one filling.
+//! Pushing a batch wakes a parked target with the same protocol as commands (below); a parking
+//! shard re-checks its media rings as well as its command rings.
 //!
 //! # Park / wake protocol (no lost wake-ups)
 //!
 //! Waking an idle core costs ~100 µs, hence the spin first. To park, the shard stores
 //! `parked = true` (SeqCst), issues a SeqCst fence, re-checks its inbound rings and only then
 //! blocks in `epoll_wait` (timeout = next timer, capped at `MAX_PARK`) on its epoll fd, which
-//! also holds an eventfd. A producer (`ShardHandle::submit`, `Io::send_to_shard`) pushes, fences
-//! (SeqCst), then loads `parked` and writes the eventfd if set. This is Dekker's pattern: either
+//! also holds an eventfd. A producer (`ShardHandle::submit`, `Io::send_to_shard`, a media batch
+//! push) pushes, fences (SeqCst), then loads `parked` and writes the eventfd if set. This is Dekker's pattern: either
 //! the shard's re-check sees the pushed item, or the producer sees `parked` and wakes it. Socket
 //! readiness wakes the same epoll. The blocking `epoll_wait` runs via glommio's `spawn_blocking`
 //! because glommio 0.9 offers no public way to await a foreign fd, and blocking the executor
