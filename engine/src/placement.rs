@@ -1,13 +1,25 @@
-//! Where a new router goes: a pure function of measured shard load.
+//! Where new routers and transports go: pure functions of measured shard load.
 //!
-//! Policy (documented in README):
-//! 1. Shards at or over the busy watermark (`busy_watermark`, default 0.85) or the consumer
-//!    watermark take no new routers while any shard is under both.
+//! Two watermarks: the consumer watermark (`consumers_watermark`) is a hard capacity cap, the
+//! busy watermark (`busy_watermark`, on the measured busy fraction) steers. A shard over either
+//! takes no new routers or transports while another shard is under both; a shard at its
+//! consumer cap takes none at all.
+//!
+//! Routers (documented in README):
+//! 1. Shards over a watermark are skipped while any shard is under both.
 //! 2. Among eligible shards, pick the lowest score, where
 //!    `score = busy_fraction + consumers / consumers_per_core_nominal`, so that both the measured
 //!    CPU share and the objects already placed count (a freshly created room has no traffic yet,
 //!    so busy alone would send every new room to the same idle shard).
 //! 3. Ties go to the lowest shard index (deterministic).
+//!
+//!
+//! Transports of a router: a room stays on its router's home shard while it fits, i.e. while
+//! the home shard carries fewer than `spread_consumers` consumers and is under the watermarks.
+//! Past that, a new transport goes to the shard with the lowest score among those under both
+//! watermarks, or, when every shard is busy, among those under the consumer cap. Existing
+//! transports keep working on a shard over its watermark. When every shard is at its consumer
+//! cap, the transport is refused.
 //!
 //! The inputs and the decision are logged by the caller and shown in `Engine::dump()`.
 
@@ -33,11 +45,23 @@ pub struct PlacementPolicy {
     pub consumers_watermark: u32,
     /// Consumers a core is expected to carry at full load; weighs object counts against busy.
     pub consumers_per_core_nominal: u32,
+    /// Weight of the measured busy fraction in the score (1 = a fully busy core counts as much as
+    /// `consumers_per_core_nominal` consumers; 0 = balance by object counts alone).
+    pub busy_weight: f32,
+    /// Consumers on a router's home shard past which its new transports go to other shards.
+    /// 0 spreads every room over all shards from its first transport.
+    pub spread_consumers: u32,
 }
 
 impl Default for PlacementPolicy {
     fn default() -> Self {
-        PlacementPolicy { busy_watermark: 0.85, consumers_watermark: 5_000, consumers_per_core_nominal: 2_000 }
+        PlacementPolicy {
+            busy_watermark: 0.85,
+            consumers_watermark: 5_000,
+            consumers_per_core_nominal: 2_000,
+            busy_weight: 1.0,
+            spread_consumers: 500,
+        }
     }
 }
 
@@ -52,12 +76,34 @@ pub struct Placement {
 }
 
 fn score(load: &ShardLoadView, policy: &PlacementPolicy) -> f32 {
-    let objects = load.consumers as f32 / policy.consumers_per_core_nominal.max(1) as f32 + load.routers as f32 * 1e-4;
-    load.busy_fraction.clamp(0.0, 1.0) + objects
+    let objects = load.consumers as f32 / policy.consumers_per_core_nominal.max(1) as f32
+        + load.transports as f32 * 1e-5
+        + load.routers as f32 * 1e-4;
+    policy.busy_weight * load.busy_fraction.clamp(0.0, 1.0) + objects
+}
+
+fn at_capacity(load: &ShardLoadView, policy: &PlacementPolicy) -> bool {
+    load.consumers >= policy.consumers_watermark
 }
 
 fn over_watermark(load: &ShardLoadView, policy: &PlacementPolicy) -> bool {
-    load.busy_fraction >= policy.busy_watermark || load.consumers >= policy.consumers_watermark
+    load.busy_fraction >= policy.busy_watermark || at_capacity(load, policy)
+}
+
+/// The lowest score among `loads` passing `eligible`.
+fn least_loaded<'l>(
+    loads: impl Iterator<Item = &'l ShardLoadView>,
+    policy: &PlacementPolicy,
+    overloaded: bool,
+) -> Option<Placement> {
+    let mut best: Option<Placement> = None;
+    for load in loads {
+        let s = score(load, policy);
+        if best.is_none_or(|b| s < b.score) {
+            best = Some(Placement { shard: load.shard, score: s, overloaded });
+        }
+    }
+    best
 }
 
 /// Choose the shard for a new router. `loads` must not be empty.
@@ -75,6 +121,17 @@ pub fn place_router(loads: &[ShardLoadView], policy: &PlacementPolicy) -> Placem
         }
     }
     best.expect("at least one shard considered")
+}
+
+/// Choose the shard for a new transport of a router whose home shard is `home`. `None` when
+/// every shard is over a watermark.
+pub fn place_transport(home: usize, loads: &[ShardLoadView], policy: &PlacementPolicy) -> Option<Placement> {
+    let home_load = loads.iter().find(|l| l.shard == home)?;
+    if home_load.consumers < policy.spread_consumers && !over_watermark(home_load, policy) {
+        return Some(Placement { shard: home, score: score(home_load, policy), overloaded: false });
+    }
+    least_loaded(loads.iter().filter(|l| !over_watermark(l, policy)), policy, false)
+        .or_else(|| least_loaded(loads.iter().filter(|l| !at_capacity(l, policy)), policy, true))
 }
 
 #[cfg(test)]
@@ -114,6 +171,39 @@ mod tests {
         let p = place_router(&[load(0, 0.0, 10), load(1, 0.6, 0)], &policy);
         assert_eq!(p.shard, 1);
         assert!(!p.overloaded);
+    }
+
+    #[test]
+    fn room_stays_home_while_it_fits() {
+        let policy = PlacementPolicy { spread_consumers: 10, ..Default::default() };
+        let p = place_transport(1, &[load(0, 0.0, 0), load(1, 0.3, 9)], &policy).unwrap();
+        assert_eq!(p.shard, 1);
+    }
+
+    #[test]
+    fn room_spreads_past_the_threshold_to_the_least_loaded() {
+        let policy = PlacementPolicy { spread_consumers: 10, ..Default::default() };
+        let loads = [load(0, 0.2, 3), load(1, 0.3, 10), load(2, 0.1, 1)];
+        assert_eq!(place_transport(1, &loads, &policy).unwrap().shard, 2);
+    }
+
+    #[test]
+    fn spread_zero_balances_every_transport() {
+        let policy = PlacementPolicy { spread_consumers: 0, ..Default::default() };
+        let loads = [load(0, 0.0, 4), load(1, 0.0, 3)];
+        assert_eq!(place_transport(0, &loads, &policy).unwrap().shard, 1);
+    }
+
+    #[test]
+    fn shard_over_watermark_takes_no_transports() {
+        let policy = PlacementPolicy { consumers_watermark: 10, ..Default::default() };
+        // Home is over the watermark: the other shard takes the transport.
+        assert_eq!(place_transport(0, &[load(0, 0.0, 10), load(1, 0.5, 0)], &policy).unwrap().shard, 1);
+        // Every shard busy: the least loaded still takes it, flagged.
+        let p = place_transport(0, &[load(0, 0.95, 0), load(1, 0.9, 0)], &policy).unwrap();
+        assert_eq!((p.shard, p.overloaded), (1, true));
+        // Every shard at its consumer cap: refused.
+        assert_eq!(place_transport(0, &[load(0, 0.0, 10), load(1, 0.0, 12)], &policy), None);
     }
 
     #[test]

@@ -11,9 +11,11 @@ use shardsfu_net::{Io, ShardInfo, ShardService, SocketId};
 
 use super::dispatch::Dispatch;
 use super::oneshot;
+use std::collections::VecDeque;
+
 use crate::core::{
-    CloseReason, ConsumerSpec, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard, ShardSnapshot, Sink, Snapshot,
-    SCRATCH_BYTES,
+    CloseReason, ConsumerSpec, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard, ShardCommand, ShardSnapshot, Sink,
+    Snapshot, SCRATCH_BYTES,
 };
 use crate::error::{Error, Result};
 
@@ -38,25 +40,91 @@ pub(crate) struct PlainBound {
 }
 
 pub(crate) enum Command {
-    CreateRouter { id: ObjectId },
-    CloseRouter { id: ObjectId, reason: Option<CloseReason> },
-    CreatePlainTransport { router: ObjectId, id: ObjectId, listen: PlainListen },
-    ConnectPlainTransport { id: ObjectId, remote: SocketAddr, remote_rtcp: Option<SocketAddr> },
-    CreateDirectTransport { router: ObjectId, id: ObjectId },
-    CloseTransport { id: ObjectId },
-    Produce { transport: ObjectId, id: ObjectId, spec: Box<ProducerSpec> },
-    Consume { transport: ObjectId, id: ObjectId, spec: Box<ConsumerSpec> },
-    PauseProducer { id: ObjectId },
-    ResumeProducer { id: ObjectId },
-    CloseProducer { id: ObjectId },
-    PauseConsumer { id: ObjectId },
-    ResumeConsumer { id: ObjectId },
-    CloseConsumer { id: ObjectId },
-    RequestKeyFrame { id: ObjectId },
-    DirectRtp { producer: ObjectId, packet: Vec<u8> },
-    DirectRtcp { transport: ObjectId, packet: Vec<u8> },
-    Snapshot { id: ObjectId },
+    CreateRouter {
+        id: ObjectId,
+    },
+    CloseRouter {
+        id: ObjectId,
+        reason: Option<CloseReason>,
+    },
+    CreatePlainTransport {
+        router: ObjectId,
+        id: ObjectId,
+        listen: PlainListen,
+    },
+    ConnectPlainTransport {
+        id: ObjectId,
+        remote: SocketAddr,
+        remote_rtcp: Option<SocketAddr>,
+    },
+    CreateDirectTransport {
+        router: ObjectId,
+        id: ObjectId,
+    },
+    CloseTransport {
+        id: ObjectId,
+    },
+    Produce {
+        transport: ObjectId,
+        id: ObjectId,
+        spec: Box<ProducerSpec>,
+    },
+    Consume {
+        transport: ObjectId,
+        id: ObjectId,
+        spec: Box<ConsumerSpec>,
+    },
+    PauseProducer {
+        id: ObjectId,
+    },
+    ResumeProducer {
+        id: ObjectId,
+    },
+    CloseProducer {
+        id: ObjectId,
+    },
+    PauseConsumer {
+        id: ObjectId,
+    },
+    ResumeConsumer {
+        id: ObjectId,
+    },
+    CloseConsumer {
+        id: ObjectId,
+    },
+    RequestKeyFrame {
+        id: ObjectId,
+    },
+    DirectRtp {
+        producer: ObjectId,
+        packet: Vec<u8>,
+    },
+    DirectRtcp {
+        transport: ObjectId,
+        packet: Vec<u8>,
+    },
+    Snapshot {
+        id: ObjectId,
+    },
     ShardSnapshot,
+    /// Spanning routers: create the mirror of a producer of shard `origin` here.
+    CreateMirror {
+        router: ObjectId,
+        producer: ObjectId,
+        origin: usize,
+        spec: Box<ProducerSpec>,
+    },
+    /// Spanning routers: send every packet of `producer` to `shard` (mirror `mirror` there).
+    AddSubscriber {
+        producer: ObjectId,
+        shard: usize,
+        mirror: ObjectId,
+    },
+    /// From another shard (never from the API).
+    Shard {
+        from: usize,
+        cmd: ShardCommand,
+    },
 }
 
 pub(crate) enum Response {
@@ -89,6 +157,8 @@ pub(crate) struct ShardAdapter {
     /// Where sends from the control path are assembled (their bodies cannot be borrowed).
     staging: Box<[u8; SCRATCH_BYTES]>,
     port_cursor: u32,
+    /// Shard-to-shard control messages waiting for room in a full ring (never dropped).
+    backlog: VecDeque<(usize, ShardCommand)>,
 }
 
 impl ShardAdapter {
@@ -101,6 +171,22 @@ impl ShardAdapter {
             gauges,
             staging: Box::new([0; SCRATCH_BYTES]),
             port_cursor: (info.index as u32).wrapping_mul(7919),
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// Move the core's messages for other shards onto the rings, keeping order; what does not
+    /// fit waits for the next flush.
+    fn flush_shard_commands(&mut self, io: &mut Io<'_, Envelope>) {
+        while let Some(m) = self.shard.poll_shard_command() {
+            self.backlog.push_back(m);
+        }
+        while let Some(&(to, cmd)) = self.backlog.front() {
+            let env = Envelope { cmd: Command::Shard { from: self.index, cmd }, reply: None };
+            if io.send_to_shard(to, env).is_err() {
+                break;
+            }
+            self.backlog.pop_front();
         }
     }
 
@@ -214,6 +300,16 @@ impl ShardAdapter {
             }
             Command::Snapshot { id } => shard.snapshot(id).map(Response::Snapshot),
             Command::ShardSnapshot => Ok(Response::Shard(shard.shard_snapshot())),
+            Command::CreateMirror { router, producer, origin, spec } => {
+                shard.create_mirror(now, router, producer, origin, *spec).map(|_| Response::Unit)
+            }
+            Command::AddSubscriber { producer, shard: to, mirror } => {
+                shard.add_subscriber(producer, to, mirror).map(|_| Response::Unit)
+            }
+            Command::Shard { from, cmd } => {
+                shard.handle_shard_command(now, from, cmd);
+                Ok(Response::Unit)
+            }
         }
     }
 
@@ -223,6 +319,7 @@ impl ShardAdapter {
         for s in self.shard.take_released_sockets() {
             io.close_udp(s);
         }
+        self.flush_shard_commands(io);
         let counts = self.shard.object_counts();
         self.gauges.routers.store(counts.routers, Ordering::Relaxed);
         self.gauges.transports.store(counts.transports, Ordering::Relaxed);
@@ -247,6 +344,10 @@ impl<'a> Sink<'a> for Staging<'_, '_> {
         self.buf[head.len()..n].copy_from_slice(body);
         self.io.send(socket, dest, &self.buf[..n], &[]);
     }
+
+    fn to_shard(&mut self, shard: usize, head: &[u8], body: &[u8]) -> bool {
+        self.io.forward_to_shard(shard, head, body)
+    }
 }
 
 /// Sink for the packet path: bodies stay borrowed from the receive buffer until the batch flush.
@@ -258,6 +359,11 @@ impl<'a> Sink<'a> for Direct<'_, 'a> {
     #[inline]
     fn send(&mut self, socket: SocketId, dest: SocketAddr, head: &[u8], body: &'a [u8]) {
         self.io.send(socket, dest, head, body);
+    }
+
+    #[inline]
+    fn to_shard(&mut self, shard: usize, head: &[u8], body: &[u8]) -> bool {
+        self.io.forward_to_shard(shard, head, body)
     }
 }
 
@@ -285,6 +391,20 @@ impl ShardService for ShardAdapter {
         self.shard.handle_datagram(now, socket, src, data, &mut Direct { io });
         if self.shard.has_events() {
             self.flush_events();
+        }
+    }
+
+    #[inline]
+    fn on_shard_datagram<'a>(&mut self, now: Instant, from: usize, data: &'a mut [u8], io: &mut Io<'a, Envelope>) {
+        self.shard.handle_shard_record(now, from, data, &mut Direct { io });
+        if self.shard.has_events() {
+            self.flush_events();
+        }
+    }
+
+    fn on_flush(&mut self, _now: Instant, io: &mut Io<'_, Envelope>) {
+        if self.shard.has_shard_commands() || !self.backlog.is_empty() {
+            self.flush_shard_commands(io);
         }
     }
 

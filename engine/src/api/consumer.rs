@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::command::{Command, Response};
 use super::dispatch::{EventArg, HandlerId, ObjectShared};
 use super::engine::EngineInner;
-use super::producer::{now_ms, ssrc_from, ProducerType};
+use super::producer::{now_ms, ssrc_from, ProducerEntry, ProducerType};
 use super::transport::Transport;
 use crate::core::{ConsumerSnapshot, ConsumerSpec, ObjectId, Snapshot};
 use crate::error::{Error, Result};
@@ -73,6 +73,45 @@ pub struct Consumer {
     inner: Arc<ConsumerInner>,
 }
 
+/// Make sure shard `shard` holds a mirror of `producer` fed by the producer's shard: the router
+/// spans to `shard`. Once per (producer, shard); later consumers there reuse it.
+async fn ensure_mirror(
+    engine: &Arc<EngineInner>,
+    producer: &ProducerEntry,
+    router: ObjectId,
+    shard: usize,
+) -> Result<()> {
+    {
+        let mut mirrors = producer.mirrors.lock().expect("mirrors lock");
+        if mirrors.contains(&shard) {
+            return Ok(());
+        }
+        mirrors.push(shard);
+    }
+    let mut spec = producer.spec.clone();
+    spec.paused = producer.shared.paused.load(Ordering::Acquire);
+    let created = engine
+        .request(
+            shard,
+            Command::CreateMirror { router, producer: producer.oid, origin: producer.shard, spec: Box::new(spec) },
+        )
+        .await;
+    let subscribed = match created {
+        Ok(_) => {
+            engine
+                .request(producer.shard, Command::AddSubscriber { producer: producer.oid, shard, mirror: producer.oid })
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = subscribed {
+        producer.mirrors.lock().expect("mirrors lock").retain(|&s| s != shard);
+        engine.tell(shard, Command::CloseProducer { id: producer.oid });
+        return Err(e);
+    }
+    Ok(())
+}
+
 impl Consumer {
     pub(crate) async fn create(transport: &Transport, options: ConsumerOptions) -> Result<Consumer> {
         transport.check_open()?;
@@ -104,6 +143,9 @@ impl Consumer {
         )?;
         if !options.pipe {
             rtp_parameters.mid = Some(options.mid.clone().unwrap_or_else(|| transport.next_mid()));
+        }
+        if producer.shard != transport.inner.shard {
+            ensure_mirror(&engine, &producer, transport.inner.router.oid, transport.inner.shard).await?;
         }
         let oid = engine.alloc_id();
         let spec =

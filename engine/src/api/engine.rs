@@ -18,7 +18,7 @@ use super::producer::ProducerEntry;
 use super::router::{Router, RouterOptions};
 use crate::core::{CloseReason, ObjectId};
 use crate::error::{Error, Result};
-use crate::placement::{place_router, Placement, PlacementPolicy, ShardLoadView};
+use crate::placement::{place_router, place_transport, Placement, PlacementPolicy, ShardLoadView};
 
 /// How many times a full control ring is retried (with a short sleep) before giving up.
 const MAX_SUBMIT_RETRIES: u32 = 20_000;
@@ -103,6 +103,17 @@ impl EngineInner {
                 consumers: g.consumers.load(Ordering::Relaxed),
             })
             .collect()
+    }
+
+    /// Choose a shard for a new transport of a router homed on `home`.
+    pub(crate) fn place_transport(&self, router_uuid: &str, home: usize) -> Result<usize> {
+        let loads = self.loads();
+        let decision = place_transport(home, &loads, &self.policy)
+            .ok_or_else(|| Error::other("every shard is at its consumer watermark: no room for a new transport"))?;
+        tracing::debug!(router = router_uuid, shard = decision.shard, home, "transport placed");
+        // Count it at once so back-to-back placements see it.
+        self.gauges[decision.shard].transports.fetch_add(1, Ordering::Relaxed);
+        Ok(decision.shard)
     }
 
     /// Choose a shard for a new router and remember why (shown in `Engine::dump()`).
@@ -223,6 +234,7 @@ impl Engine {
                 "load": load,
                 "objects": snap.objects,
                 "drops": snap.drops,
+                "recordsToShards": snap.records_to_shards,
                 "rxPackets": net.rx_packets,
                 "txPackets": net.tx_packets,
                 "txDropped": net.tx_dropped,

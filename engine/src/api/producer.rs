@@ -57,6 +57,12 @@ pub enum ProducerType {
 pub(crate) struct ProducerEntry {
     pub router: ObjectId,
     pub oid: ObjectId,
+    /// The shard the producer lives on.
+    pub shard: usize,
+    /// What a mirror on another shard is created from.
+    pub spec: ProducerSpec,
+    /// Shards holding a mirror of this producer (its router spans them).
+    pub mirrors: std::sync::Mutex<Vec<usize>>,
     pub kind: MediaKind,
     pub r#type: ProducerType,
     pub consumable_rtp_parameters: RtpParameters,
@@ -158,7 +164,7 @@ impl Producer {
         engine
             .request(
                 transport.inner.shard,
-                Command::Produce { transport: transport.inner.oid, id: oid, spec: Box::new(spec) },
+                Command::Produce { transport: transport.inner.oid, id: oid, spec: Box::new(spec.clone()) },
             )
             .await?;
         let shared = ObjectShared::new(oid, id.clone(), options.paused);
@@ -168,6 +174,9 @@ impl Producer {
             Arc::new(ProducerEntry {
                 router: transport.inner.router.oid,
                 oid,
+                shard: transport.inner.shard,
+                spec,
+                mirrors: std::sync::Mutex::new(Vec::new()),
                 kind: options.kind,
                 r#type,
                 consumable_rtp_parameters: consumable_rtp_parameters.clone(),

@@ -1,4 +1,6 @@
-//! Router: mediasoup's room. Placed on a shard by measured load; its transports live there.
+//! Router: mediasoup's room. Its home shard is chosen by measured load; its transports go to the
+//! home shard while the room fits there and to other shards past that (the router then spans
+//! shards: see `core::span`). The application sees one Router either way.
 
 use std::sync::{Arc, Mutex};
 
@@ -32,7 +34,10 @@ pub(crate) struct RouterInner {
     pub(crate) worker: Worker,
     pub(crate) id: String,
     pub(crate) oid: ObjectId,
+    /// Home shard (where the router was placed).
     pub(crate) shard: usize,
+    /// Every shard the router exists on (home first).
+    pub(crate) shards: Mutex<Vec<usize>>,
     pub(crate) rtp_capabilities: RtpCapabilities,
     pub(crate) shared: Arc<ObjectShared>,
     app_data: Value,
@@ -66,6 +71,7 @@ impl Router {
                 id,
                 oid,
                 shard,
+                shards: Mutex::new(vec![shard]),
                 rtp_capabilities,
                 shared,
                 app_data: options.app_data,
@@ -78,9 +84,28 @@ impl Router {
         &self.inner.id
     }
 
-    /// The shard this router was placed on.
+    /// The router's home shard.
     pub fn shard(&self) -> usize {
         self.inner.shard
+    }
+
+    /// Every shard the router has transports on (home first).
+    pub fn shards(&self) -> Vec<usize> {
+        self.inner.shards.lock().expect("shards lock").clone()
+    }
+
+    /// The shard for a new transport of this router (see `placement::place_transport`), with the
+    /// router's part created there first when it is new.
+    async fn transport_shard(&self) -> Result<usize> {
+        let shard = self.inner.engine.place_transport(&self.inner.id, self.inner.shard)?;
+        if !self.inner.shards.lock().expect("shards lock").contains(&shard) {
+            self.inner.engine.request(shard, Command::CreateRouter { id: self.inner.oid }).await?;
+            let mut shards = self.inner.shards.lock().expect("shards lock");
+            if !shards.contains(&shard) {
+                shards.push(shard);
+            }
+        }
+        Ok(shard)
     }
 
     pub fn closed(&self) -> bool {
@@ -126,16 +151,17 @@ impl Router {
             comedia: options.comedia,
         };
         let oid = self.inner.engine.alloc_id();
+        let shard = self.transport_shard().await?;
         let bound = match self
             .inner
             .engine
-            .request(self.inner.shard, Command::CreatePlainTransport { router: self.inner.oid, id: oid, listen })
+            .request(shard, Command::CreatePlainTransport { router: self.inner.oid, id: oid, listen })
             .await?
         {
             Response::Plain(b) => b,
             _ => return Err(Error::other("unexpected reply")),
         };
-        let t = Transport::new(self, oid, options.app_data.clone(), TransportVariant::Plain { options, bound });
+        let t = Transport::new(self, oid, shard, options.app_data.clone(), TransportVariant::Plain { options, bound });
         self.register(&t);
         Ok(PlainTransport { transport: t })
     }
@@ -147,11 +173,9 @@ impl Router {
             return Err(Error::type_error("invalid maxMessageSize"));
         }
         let oid = self.inner.engine.alloc_id();
-        self.inner
-            .engine
-            .request(self.inner.shard, Command::CreateDirectTransport { router: self.inner.oid, id: oid })
-            .await?;
-        let t = Transport::new(self, oid, options.app_data.clone(), TransportVariant::Direct { options });
+        let shard = self.transport_shard().await?;
+        self.inner.engine.request(shard, Command::CreateDirectTransport { router: self.inner.oid, id: oid }).await?;
+        let t = Transport::new(self, oid, shard, options.app_data.clone(), TransportVariant::Direct { options });
         self.register(&t);
         Ok(DirectTransport { transport: t })
     }
@@ -170,26 +194,39 @@ impl Router {
         ortc::can_consume(&p.consumable_rtp_parameters, &caps).unwrap_or(false)
     }
 
-    /// mediasoup's `router.dump()`.
+    /// mediasoup's `router.dump()`, merged over the shards the router spans (plus `shards`).
     pub async fn dump(&self) -> Result<Value> {
         self.check_open()?;
-        let snap = self.inner.engine.request(self.inner.shard, Command::Snapshot { id: self.inner.oid }).await?;
-        let Response::Snapshot(Snapshot::Router(r)) = snap else {
-            return Err(Error::other("unexpected reply"));
-        };
+        let mut transports = Vec::new();
+        let mut fanout = Vec::new();
+        for shard in self.shards() {
+            let snap = self.inner.engine.request(shard, Command::Snapshot { id: self.inner.oid }).await?;
+            let Response::Snapshot(Snapshot::Router(r)) = snap else {
+                return Err(Error::other("unexpected reply"));
+            };
+            transports.extend(r.transports);
+            // Mirrors of producers (on other shards) appear under the producer's own id.
+            for (p, cs) in r.fanout {
+                match fanout.iter_mut().find(|(q, _): &&mut (ObjectId, Vec<ObjectId>)| *q == p) {
+                    Some((_, all)) => all.extend(cs),
+                    None => fanout.push((p, cs)),
+                }
+            }
+        }
         let registry = &self.inner.engine.registry;
-        let name = |oid: &ObjectId| registry.uuid(*oid).unwrap_or_else(|| oid.to_string());
+        let name = |oid: &ObjectId| registry.uuid(*oid);
         Ok(json!({
             "id": self.inner.id,
             "shard": self.inner.shard,
-            "transportIds": r.transports.iter().map(&name).collect::<Vec<_>>(),
+            "shards": self.shards(),
+            "transportIds": transports.iter().filter_map(&name).collect::<Vec<_>>(),
             "rtpObserverIds": [],
-            "mapProducerIdConsumerIds": r.fanout.iter().map(|(p, cs)| json!({
-                "key": name(p),
-                "values": cs.iter().map(&name).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "mapConsumerIdProducerId": r.fanout.iter().flat_map(|(p, cs)| cs.iter().map(move |c| (c, p)))
-                .map(|(c, p)| json!({ "key": name(c), "value": name(p) })).collect::<Vec<_>>(),
+            "mapProducerIdConsumerIds": fanout.iter().filter_map(|(p, cs)| Some(json!({
+                "key": name(p)?,
+                "values": cs.iter().filter_map(&name).collect::<Vec<_>>(),
+            }))).collect::<Vec<_>>(),
+            "mapConsumerIdProducerId": fanout.iter().flat_map(|(p, cs)| cs.iter().map(move |c| (c, p)))
+                .filter_map(|(c, p)| Some(json!({ "key": name(c)?, "value": name(p)? }))).collect::<Vec<_>>(),
             "mapProducerIdObserverIds": [],
             "mapDataProducerIdDataConsumerIds": [],
             "mapDataConsumerIdDataProducerId": [],
@@ -211,7 +248,9 @@ impl Router {
         }
         self.inner.shared.emit("@close", &EventArg::None);
         self.inner.engine.registry.remove(self.inner.oid);
-        self.inner.engine.tell(self.inner.shard, Command::CloseRouter { id: self.inner.oid, reason: None });
+        for shard in self.shards() {
+            self.inner.engine.tell(shard, Command::CloseRouter { id: self.inner.oid, reason: None });
+        }
     }
 
     /// `router.on('workerclose')`.

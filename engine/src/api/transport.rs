@@ -179,7 +179,13 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(router: &Router, oid: ObjectId, app_data: Value, variant: TransportVariant) -> Transport {
+    pub(crate) fn new(
+        router: &Router,
+        oid: ObjectId,
+        shard: usize,
+        app_data: Value,
+        variant: TransportVariant,
+    ) -> Transport {
         let id = uuid::Uuid::new_v4().to_string();
         let shared = ObjectShared::new(oid, id.clone(), false);
         router.inner.engine.registry.insert(&shared);
@@ -189,7 +195,7 @@ impl Transport {
                 router: router.inner.clone(),
                 id,
                 oid,
-                shard: router.inner.shard,
+                shard,
                 shared,
                 app_data,
                 variant,
@@ -204,6 +210,11 @@ impl Transport {
 
     pub fn closed(&self) -> bool {
         self.inner.shared.is_closed()
+    }
+
+    /// The shard this transport (its sockets, producers and consumers) lives on.
+    pub fn shard(&self) -> usize {
+        self.inner.shard
     }
 
     pub fn app_data(&self) -> &Value {

@@ -85,7 +85,13 @@ impl Shard {
         Ok(())
     }
 
-    fn insert_transport(&mut self, now: Instant, router: ObjectId, id: ObjectId, kind: TransportKind) -> Result<u32> {
+    pub(super) fn insert_transport(
+        &mut self,
+        now: Instant,
+        router: ObjectId,
+        id: ObjectId,
+        kind: TransportKind,
+    ) -> Result<u32> {
         ensure_new(self, id)?;
         let rkey = self
             .key(router, ObjectKind::Router)
@@ -98,7 +104,7 @@ impl Shard {
                 }
                 v
             }
-            TransportKind::Direct => Vec::new(),
+            TransportKind::Direct | TransportKind::Link { .. } => Vec::new(),
         };
         // A socket routes to one transport: taking over another's would leave that one deaf and
         // release the socket under it when this one closes.
@@ -303,6 +309,7 @@ impl Shard {
             codecs,
             ext_map,
             streams,
+            subscribers: Vec::new(),
             key_frames: KeyFrameRequests {
                 delay: Duration::from_millis(u64::from(spec.key_frame_request_delay_ms)),
                 last_sent: None,
@@ -458,6 +465,9 @@ impl Shard {
             return Ok(());
         }
         p.paused = paused;
+        for &(shard, mirror) in &p.subscribers {
+            self.shard_out.push_back((shard, super::ShardCommand::MirrorPaused { mirror, paused }));
+        }
         let router = p.router;
         let consumers = self.routers.get(router).and_then(|r| r.fanout.get(&pkey)).cloned().unwrap_or_default();
         for c in consumers {
@@ -587,6 +597,9 @@ impl Shard {
             self.close_consumer_key(c, Some(CloseReason::ProducerClosed));
         }
         let p = self.producers.remove(pkey).expect("producer key");
+        for &(shard, mirror) in &p.subscribers {
+            self.shard_out.push_back((shard, super::ShardCommand::MirrorClosed { mirror }));
+        }
         if let Some(r) = self.routers.get_mut(p.router) {
             r.fanout.remove(&pkey);
         }

@@ -84,11 +84,17 @@ pub enum Snapshot {
 pub struct ShardSnapshot {
     pub objects: ObjectCounts,
     pub drops: DropCounters,
+    /// Packets sent to other shards of spanning routers (one per packet per subscribed shard).
+    pub records_to_shards: u64,
 }
 
 impl Shard {
     pub fn shard_snapshot(&self) -> ShardSnapshot {
-        ShardSnapshot { objects: self.object_counts(), drops: *self.drops() }
+        ShardSnapshot {
+            objects: self.object_counts(),
+            drops: *self.drops(),
+            records_to_shards: self.records_to_shards(),
+        }
     }
 
     pub fn snapshot(&self, id: ObjectId) -> Result<Snapshot> {
@@ -107,7 +113,7 @@ impl Shard {
             ObjectKind::Transport => {
                 let t = self.transports.get(key).expect("key from ids");
                 let (direct, local, remote, local_rtcp, remote_rtcp, comedia, rtcp_mux) = match &t.kind {
-                    TransportKind::Direct => (true, None, None, None, None, false, true),
+                    TransportKind::Direct | TransportKind::Link { .. } => (true, None, None, None, None, false, true),
                     TransportKind::Plain(p) => {
                         (false, Some(p.local), p.remote, p.local_rtcp, p.remote_rtcp, p.comedia, p.rtcp_mux)
                     }

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use super::objects::*;
-use super::{DropReason, Event, Shard, Sink, RTCP_INTERVAL, TICK};
+use super::{DropReason, Event, Shard, ShardCommand, Sink, RTCP_INTERVAL, TICK};
 use crate::rtp::rtcp::{self, RtcpItem};
 use crate::rtp::{rtt_from_report, write_header, write_rtx_header, HeaderFields, NtpTime, DEFAULT_RTT};
 use crate::rtp_parameters::MediaKind;
@@ -121,7 +121,7 @@ impl Shard {
 
     /// Send due key frame requests (PLI, or FIR when the producer only negotiated FIR).
     pub fn send_key_frame_requests<'a>(&mut self, now: Instant, out: &mut impl Sink<'a>) {
-        let Shard { producers, transports, scratch, events, key_frame_pending, .. } = self;
+        let Shard { producers, transports, scratch, events, key_frame_pending, shard_out, .. } = self;
         // Only producers with a request outstanding are visited; an entry stays while its
         // request waits (delay, or no remote yet).
         key_frame_pending.retain(|&pkey| {
@@ -134,6 +134,13 @@ impl Shard {
                 return true;
             }
             let Some(t) = transports.get_mut(p.transport) else { return false };
+            if let TransportKind::Link { origin } = t.kind {
+                // A mirror: the producer's own shard asks its sender (and applies its delay).
+                shard_out.push_back((origin, ShardCommand::KeyFrameRequest { producer: p.id }));
+                kf.pending = false;
+                kf.last_sent = Some(now);
+                return false;
+            }
             let target = t.rtcp_target();
             if target == Target::None {
                 // Nowhere to send yet (comedia before the first packet): keep it pending.

@@ -251,6 +251,12 @@ impl Shard {
         if key_frame {
             p.key_frames.pending = false;
         }
+        // Other shards of the router: once per (producer, shard), whatever their consumer count.
+        for &(shard, mirror) in &p.subscribers {
+            if out.to_shard(shard, &mirror.to_be_bytes(), data) {
+                self.records_out += 1;
+            }
+        }
 
         // Extensions forwarded to consumers, mapped to the router's ids once per packet.
         let mut forwarded: [(u8, &'a [u8]); MAX_FORWARDED_EXTENSIONS] = [(0, &[]); MAX_FORWARDED_EXTENSIONS];

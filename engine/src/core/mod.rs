@@ -16,6 +16,7 @@ mod forward;
 pub mod fuzz;
 pub mod keyframe;
 mod objects;
+mod span;
 mod table;
 
 pub mod counters;
@@ -31,6 +32,7 @@ pub use counters::{DropCounters, DropReason};
 pub use dump::{
     ConsumerSnapshot, ProducerSnapshot, RouterSnapshot, ShardSnapshot, Snapshot, StreamSnapshot, TransportSnapshot,
 };
+pub use span::{ShardCommand, RECORD_HEAD_BYTES};
 pub use table::{FastMap, IntHasher, Slab};
 
 use crate::rtp::{ExtensionsBuilder, NtpTime};
@@ -55,6 +57,12 @@ pub const MAX_FORWARDED_EXTENSIONS: usize = 16;
 /// consumers of a packet share its payload.
 pub trait Sink<'a> {
     fn send(&mut self, socket: SocketId, dest: SocketAddr, head: &[u8], body: &'a [u8]);
+
+    /// Forward one record (`head` ++ `body`, both copied once) to another shard; false when it
+    /// could not be queued (counted by the sink). Sinks without shards drop it.
+    fn to_shard(&mut self, _shard: usize, _head: &[u8], _body: &[u8]) -> bool {
+        false
+    }
 }
 
 /// Why an object closed without being asked to (mediasoup's `workerclose`, `routerclose`,
@@ -143,6 +151,9 @@ pub struct Shard {
     next_tick: Option<Instant>,
     /// Producers with a key frame request outstanding (each at most once).
     key_frame_pending: Vec<u32>,
+    /// Control messages for other shards (spanning routers), drained by the adapter.
+    shard_out: VecDeque<(usize, ShardCommand)>,
+    records_out: u64,
 }
 
 impl Shard {
@@ -163,6 +174,8 @@ impl Shard {
             ext: ExtensionsBuilder::default(),
             next_tick: None,
             key_frame_pending: Vec::new(),
+            shard_out: VecDeque::new(),
+            records_out: 0,
         }
     }
 

@@ -55,6 +55,11 @@ pub struct PlainState {
 pub enum TransportKind {
     Plain(PlainState),
     Direct,
+    /// Hidden, one per (router, origin shard) on a shard where the router spans: it holds the
+    /// mirrors of producers that live on `origin`, fed by inter-shard records.
+    Link {
+        origin: usize,
+    },
 }
 
 /// Which producer stream an SSRC belongs to.
@@ -100,6 +105,7 @@ impl TransportState {
     pub fn rtp_target(&self) -> Target {
         match &self.kind {
             TransportKind::Direct => Target::Direct,
+            TransportKind::Link { .. } => Target::None,
             TransportKind::Plain(p) => match p.remote {
                 Some(dest) => Target::Udp { socket: p.rtp_socket, dest },
                 None => Target::None,
@@ -110,6 +116,7 @@ impl TransportState {
     pub fn rtcp_target(&self) -> Target {
         match &self.kind {
             TransportKind::Direct => Target::Direct,
+            TransportKind::Link { .. } => Target::None,
             TransportKind::Plain(p) if p.rtcp_mux => match p.remote {
                 Some(dest) => Target::Udp { socket: p.rtp_socket, dest },
                 None => Target::None,
@@ -167,6 +174,9 @@ pub struct ProducerState {
     pub ext_map: [u8; 256],
     pub streams: Vec<ProducerStream>,
     pub key_frames: KeyFrameRequests,
+    /// Other shards (and the mirror there) that get every packet once: the router's fan-out
+    /// across shards. Never one entry per consumer.
+    pub subscribers: Vec<(usize, ObjectId)>,
     pub packets: u64,
     pub bytes: u64,
 }

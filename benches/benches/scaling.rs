@@ -1,0 +1,263 @@
+//! How forwarding scales over shards: (a) many small rooms (4 peers, each producing and
+//! consuming the 3 others) and (b) one big room (1 producer -> 1000 and 2000 consumers), each run
+//! on 1 shard and on all shards (one per CPU), in the same process.
+//!
+//! How it counts: pps = datagrams the kernel accepted on send, summed over shards, per second.
+//! The sender shares the machine's cores with the shards (on a 2-core machine there is no core
+//! left for it), so raw pps on n shards is capped by the sender's own CPU. The efficiency
+//! reported is therefore per busy core: E(n) = (pps_n / busy_n) / (pps_1 / busy_1), where busy is
+//! the shards' measured busy time in cores (sum of busy fractions). It answers "does a core in an
+//! n-shard engine forward as much as the one core of a 1-shard engine", which is what spanning
+//! costs; `raw_efficiency` = pps_n / (n x pps_1) is printed beside it.
+//!
+//! `cargo bench --bench scaling` (add `-- --quick` for a short run).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use shardsfu_engine::placement::PlacementPolicy;
+use shardsfu_engine::rtp_parameters::{
+    MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
+};
+use shardsfu_engine::{
+    block_on, ConsumerOptions, Engine, EngineOptions, PlainTransport, PlainTransportOptions, ProducerOptions, Router,
+    RouterOptions, TransportListenInfo, WorkerSettings,
+};
+
+const PAYLOAD_BYTES: usize = 1000;
+/// Datagrams per sendmmsg call of the sender.
+const BATCH: usize = 32;
+
+struct Config {
+    warmup: Duration,
+    window: Duration,
+    rooms: usize,
+    big: Vec<usize>,
+}
+
+fn config() -> Config {
+    if std::env::args().any(|a| a == "--quick") {
+        Config {
+            warmup: Duration::from_millis(300),
+            window: Duration::from_millis(1200),
+            rooms: 100,
+            big: vec![1000, 2000],
+        }
+    } else {
+        Config { warmup: Duration::from_millis(500), window: Duration::from_secs(3), rooms: 200, big: vec![1000, 2000] }
+    }
+}
+
+fn engine(shards: usize) -> Engine {
+    Engine::start(EngineOptions {
+        shards,
+        pin: true,
+        // Spread every room over all shards from its first transport.
+        placement: PlacementPolicy { spread_consumers: 0, ..PlacementPolicy::default() },
+        ..EngineOptions::default()
+    })
+    .expect("engine")
+}
+
+fn router(engine: &Engine) -> Router {
+    let worker = block_on(engine.create_worker(WorkerSettings::default())).expect("worker");
+    let vp8 = RtpCodecCapability {
+        kind: MediaKind::Video,
+        mime_type: "video/VP8".into(),
+        preferred_payload_type: None,
+        clock_rate: 90000,
+        channels: None,
+        parameters: None,
+        rtcp_feedback: None,
+    };
+    block_on(worker.create_router(RouterOptions { media_codecs: vec![vp8], ..Default::default() })).expect("router")
+}
+
+fn comedia(router: &Router) -> PlainTransport {
+    block_on(router.create_plain_transport(PlainTransportOptions {
+        comedia: true,
+        ..PlainTransportOptions::new(TransportListenInfo::udp("127.0.0.1"))
+    }))
+    .expect("transport")
+}
+
+fn vp8(ssrc: u32) -> RtpParameters {
+    RtpParameters {
+        codecs: vec![RtpCodecParameters {
+            mime_type: "video/VP8".into(),
+            payload_type: 96,
+            clock_rate: 90000,
+            channels: None,
+            parameters: None,
+            rtcp_feedback: Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("nack", Some("pli"))]),
+        }],
+        encodings: Some(vec![RtpEncodingParameters { ssrc: Some(ssrc), ..Default::default() }]),
+        ..Default::default()
+    }
+}
+
+/// One room: `peers` comedia transports, each producing and consuming every other peer. The
+/// consumers send back to the sender's socket, which never reads them (a sink).
+fn room(engine: &Engine, peers: usize, first_ssrc: u32) -> Vec<(SocketAddr, u32)> {
+    let router = router(engine);
+    let transports: Vec<_> = (0..peers).map(|_| comedia(&router)).collect();
+    let producers: Vec<_> = transports
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            block_on(t.produce(ProducerOptions::new(MediaKind::Video, vp8(first_ssrc + i as u32)))).expect("produce")
+        })
+        .collect();
+    for (i, t) in transports.iter().enumerate() {
+        for (j, p) in producers.iter().enumerate() {
+            if i != j {
+                block_on(t.consume(ConsumerOptions::new(p.id(), router.rtp_capabilities().clone()))).expect("consume");
+            }
+        }
+    }
+    transports.iter().enumerate().map(|(i, t)| (t.local_addr(), first_ssrc + i as u32)).collect()
+}
+
+/// One producer and `n` consumers, each consumer transport comedia-latched on a silent socket.
+fn big_room(engine: &Engine, n: usize, sink: &UdpSocket) -> Vec<(SocketAddr, u32)> {
+    let router = router(engine);
+    let ingest = comedia(&router);
+    let producer = block_on(ingest.produce(ProducerOptions::new(MediaKind::Video, vp8(5000)))).expect("produce");
+    for _ in 0..n {
+        let t =
+            block_on(router.create_plain_transport(PlainTransportOptions::new(TransportListenInfo::udp("127.0.0.1"))))
+                .expect("transport");
+        let dest = sink.local_addr().expect("sink addr");
+        block_on(t.connect(shardsfu_engine::PlainTransportConnect {
+            ip: Some(dest.ip().to_string()),
+            port: Some(dest.port()),
+            ..Default::default()
+        }))
+        .expect("connect");
+        block_on(t.consume(ConsumerOptions::new(producer.id(), router.rtp_capabilities().clone()))).expect("consume");
+    }
+    vec![(ingest.local_addr(), 5000)]
+}
+
+/// Sends RTP to every target in turn, as fast as it can, from one socket.
+fn sender(targets: Vec<(SocketAddr, u32)>, stop: Arc<AtomicBool>, sock: UdpSocket) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut packets = vec![vec![0u8; 12 + PAYLOAD_BYTES]; BATCH];
+        let mut names: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
+        let mut seqs = vec![0u16; targets.len()];
+        let mut next = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            for k in 0..BATCH {
+                let i = next % targets.len();
+                next += 1;
+                let (addr, ssrc) = targets[i];
+                seqs[i] = seqs[i].wrapping_add(1);
+                let p = &mut packets[k];
+                p[0] = 0x80;
+                p[1] = 96;
+                p[2..4].copy_from_slice(&seqs[i].to_be_bytes());
+                p[4..8].copy_from_slice(&(u32::from(seqs[i]) * 3000).to_be_bytes());
+                p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                p[12] = 0x10;
+                p[13] = 0x10;
+                let SocketAddr::V4(v4) = addr else { continue };
+                names[k].sin_family = libc::AF_INET as libc::sa_family_t;
+                names[k].sin_port = v4.port().to_be();
+                names[k].sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+            }
+            let mut iov: Vec<libc::iovec> =
+                packets.iter_mut().map(|p| libc::iovec { iov_base: p.as_mut_ptr().cast(), iov_len: p.len() }).collect();
+            let mut msgs: Vec<libc::mmsghdr> = iov
+                .iter_mut()
+                .zip(names.iter_mut())
+                .map(|(v, n)| {
+                    // SAFETY: a zeroed mmsghdr is valid; it points at live iovec and sockaddr.
+                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    m.msg_hdr.msg_iov = v;
+                    m.msg_hdr.msg_iovlen = 1;
+                    m.msg_hdr.msg_name = (n as *mut libc::sockaddr_in).cast();
+                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                    m
+                })
+                .collect();
+            // SAFETY: every pointer above outlives the call.
+            unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+        }
+    })
+}
+
+struct Measure {
+    pps: f64,
+    busy: f64,
+}
+
+fn measure(engine: &Engine, targets: Vec<(SocketAddr, u32)>, sock: UdpSocket, cfg: &Config) -> Measure {
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = sender(targets, stop.clone(), sock);
+    std::thread::sleep(cfg.warmup);
+    let shards = engine.shard_count();
+    let total = || (0..shards).map(|s| engine.net_load(s).tx_packets).sum::<u64>();
+    let (t0, p0) = (Instant::now(), total());
+    let mut busy_samples = Vec::new();
+    while t0.elapsed() < cfg.window {
+        std::thread::sleep(Duration::from_millis(100));
+        busy_samples.push((0..shards).map(|s| f64::from(engine.net_load(s).busy_fraction)).sum::<f64>());
+    }
+    let (t1, p1) = (Instant::now(), total());
+    stop.store(true, Ordering::Relaxed);
+    let _ = thread.join();
+    let busy = busy_samples.iter().sum::<f64>() / busy_samples.len().max(1) as f64;
+    Measure { pps: (p1 - p0) as f64 / (t1 - t0).as_secs_f64(), busy }
+}
+
+fn run_case(
+    case: &str,
+    consumers: usize,
+    n: usize,
+    cfg: &Config,
+    build: impl Fn(&Engine, &UdpSocket) -> Vec<(SocketAddr, u32)>,
+) {
+    let mut results = Vec::new();
+    for shards in [1, n] {
+        let engine = engine(shards);
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
+        let targets = build(&engine, &sock);
+        results.push(measure(&engine, targets, sock, cfg));
+        engine.close();
+    }
+    let (one, all) = (&results[0], &results[1]);
+    let per_core = |m: &Measure| m.pps / m.busy.max(1e-3);
+    println!(
+        "{}",
+        json!({
+            "bench": "scaling",
+            "case": case,
+            "consumers": consumers,
+            "shards": n,
+            "pps_1": one.pps.round(),
+            "pps_n": all.pps.round(),
+            "busy_1": (one.busy * 100.0).round() / 100.0,
+            "busy_n": (all.busy * 100.0).round() / 100.0,
+            "efficiency": ((per_core(all) / per_core(one)) * 1000.0).round() / 1000.0,
+            "raw_efficiency": ((all.pps / (n as f64 * one.pps)) * 1000.0).round() / 1000.0,
+            "counted": "datagrams accepted by the kernel on send per second, all shards; efficiency per busy core (see bench doc)",
+        })
+    );
+}
+
+fn main() {
+    let cfg = config();
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let rooms = cfg.rooms;
+    run_case("small_rooms", rooms * 4 * 3, n, &cfg, |engine, _| {
+        (0..rooms).flat_map(|r| room(engine, 4, 10_000 + 10 * r as u32)).collect()
+    });
+    for &consumers in &cfg.big {
+        let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
+        run_case("big_room", consumers, n, &cfg, |engine, _| big_room(engine, consumers, &sink));
+    }
+}

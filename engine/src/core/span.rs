@@ -1,0 +1,136 @@
+//! Routers spanning shards.
+//!
+//! A router is one object to the application, but its transports may sit on several shards.
+//! When a consumer on shard B consumes a producer on shard A, shard B holds a *mirror* of the
+//! producer (same id, same parameters) on a hidden link transport, and the producer on A lists
+//! (B, mirror) as a subscriber. Each packet then crosses once per (producer, shard) as an
+//! inter-shard record (`Sink::to_shard`, batched by the net layer), and B fans it out to its
+//! consumers exactly as if it had arrived from a socket: same listener, same retransmission
+//! buffer (for B's consumers' NACKs), same key frame wait, same sequence managers.
+//!
+//! Control flows the other way as [`ShardCommand`]s on the inter-shard rings: a key frame request
+//! from B's consumers goes to A; pause, resume and close of the producer go from A to every
+//! mirror, which passes them on to its consumers with mediasoup's events.
+
+use std::time::Instant;
+
+use super::objects::TransportKind;
+use super::{ObjectId, ObjectKind, ProducerSpec, Shard, Sink};
+use crate::error::{Error, Result};
+
+/// Bytes before the RTP packet in an inter-shard record: the mirror's object id.
+pub const RECORD_HEAD_BYTES: usize = 8;
+
+/// Id space of hidden link transports (never allocated by the API, whose ids count up from 1).
+const LINK_ID_BASE: ObjectId = 1 << 62;
+
+/// Control between shards about spanning producers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardCommand {
+    /// From a mirror's shard to the producer's: a consumer there wants a key frame.
+    KeyFrameRequest { producer: ObjectId },
+    /// From the producer's shard to a mirror's.
+    MirrorPaused { mirror: ObjectId, paused: bool },
+    /// From the producer's shard to a mirror's: the producer closed.
+    MirrorClosed { mirror: ObjectId },
+}
+
+fn link_id(router: ObjectId, origin: usize) -> ObjectId {
+    LINK_ID_BASE | (router << 12) | origin as ObjectId
+}
+
+impl Shard {
+    /// Next control message for another shard: `(shard, command)`.
+    pub fn poll_shard_command(&mut self) -> Option<(usize, ShardCommand)> {
+        self.shard_out.pop_front()
+    }
+
+    #[inline]
+    pub fn has_shard_commands(&self) -> bool {
+        !self.shard_out.is_empty()
+    }
+
+    /// Inter-shard records sent so far (one per packet per subscribed shard).
+    pub fn records_to_shards(&self) -> u64 {
+        self.records_out
+    }
+
+    /// Create the mirror of a producer living on shard `origin`, in this shard's part of
+    /// `router`. Its consumers are then created with [`Shard::consume`] as for any producer.
+    pub fn create_mirror(
+        &mut self,
+        now: Instant,
+        router: ObjectId,
+        producer: ObjectId,
+        origin: usize,
+        spec: ProducerSpec,
+    ) -> Result<()> {
+        self.key(router, ObjectKind::Router)
+            .ok_or_else(|| Error::invalid_state(format!("router {router} not found or closed")))?;
+        let link = link_id(router, origin);
+        if self.key(link, ObjectKind::Transport).is_none() {
+            self.insert_transport(now, router, link, TransportKind::Link { origin })?;
+        }
+        self.produce(now, link, producer, spec)?;
+        let pkey = self.key(producer, ObjectKind::Producer).expect("just produced");
+        let p = self.producers.get_mut(pkey).expect("live producer");
+        // Loss is repaired between the sender and the origin shard, not again here.
+        for s in &mut p.streams {
+            s.nack = None;
+        }
+        Ok(())
+    }
+
+    /// Subscribe shard `shard` (mirror `mirror` there) to every packet of `producer`, and send it
+    /// the producer's current pause state.
+    pub fn add_subscriber(&mut self, producer: ObjectId, shard: usize, mirror: ObjectId) -> Result<()> {
+        let pkey = self
+            .key(producer, ObjectKind::Producer)
+            .ok_or_else(|| Error::invalid_state(format!("producer {producer} not found or closed")))?;
+        let p = self.producers.get_mut(pkey).expect("key from ids");
+        if !p.subscribers.contains(&(shard, mirror)) {
+            p.subscribers.push((shard, mirror));
+        }
+        self.shard_out.push_back((shard, ShardCommand::MirrorPaused { mirror, paused: p.paused }));
+        Ok(())
+    }
+
+    /// A control message from shard `from`.
+    pub fn handle_shard_command(&mut self, now: Instant, from: usize, cmd: ShardCommand) {
+        match cmd {
+            ShardCommand::KeyFrameRequest { producer } => {
+                if let Some(pkey) = self.key(producer, ObjectKind::Producer) {
+                    self.request_key_frame_for(now, pkey);
+                }
+            }
+            ShardCommand::MirrorPaused { mirror, paused } => {
+                let _ = if paused { self.pause_producer(mirror) } else { self.resume_producer(now, mirror) };
+            }
+            ShardCommand::MirrorClosed { mirror } => {
+                let _ = self.close_producer(mirror);
+            }
+        }
+        let _ = from;
+    }
+
+    /// One inter-shard record: `[mirror id: u64][RTP packet]`.
+    pub fn handle_shard_record<'a>(
+        &mut self,
+        now: Instant,
+        from: usize,
+        record: &'a mut [u8],
+        out: &mut impl Sink<'a>,
+    ) {
+        if record.len() <= RECORD_HEAD_BYTES {
+            self.drops.count(super::DropReason::MalformedRtp);
+            return;
+        }
+        let (head, packet) = record.split_at_mut(RECORD_HEAD_BYTES);
+        let mirror = ObjectId::from_be_bytes(head.try_into().expect("8 bytes"));
+        let tkey = self.key(mirror, ObjectKind::Producer).and_then(|p| self.producers.get(p)).map(|p| p.transport);
+        match tkey.and_then(|t| self.transports.get(t).map(|tr| (t, &tr.kind))) {
+            Some((t, TransportKind::Link { origin })) if *origin == from => self.handle_rtp(now, t, packet, out),
+            _ => self.drops.count(super::DropReason::ProducerNotFound),
+        }
+    }
+}
