@@ -40,6 +40,18 @@ struct Config {
 }
 
 fn config() -> Config {
+    let mut cfg = base_config();
+    // SCALING_ROOMS=0 / SCALING_BIG=2000 narrow a run to one case.
+    if let Some(r) = std::env::var("SCALING_ROOMS").ok().and_then(|v| v.parse().ok()) {
+        cfg.rooms = r;
+    }
+    if let Ok(v) = std::env::var("SCALING_BIG") {
+        cfg.big = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    }
+    cfg
+}
+
+fn base_config() -> Config {
     if std::env::args().any(|a| a == "--quick") {
         Config {
             warmup: Duration::from_millis(300),
@@ -144,8 +156,14 @@ fn big_room(engine: &Engine, n: usize, sink: &UdpSocket) -> Vec<(SocketAddr, u32
 }
 
 /// Sends RTP to every target in turn, as fast as it can, from one socket.
-fn sender(targets: Vec<(SocketAddr, u32)>, stop: Arc<AtomicBool>, sock: UdpSocket) -> std::thread::JoinHandle<()> {
+fn sender(
+    targets: Vec<(SocketAddr, u32)>,
+    stop: Arc<AtomicBool>,
+    sock: UdpSocket,
+    cpu: usize,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        shardsfu_benches::pin_current_thread(cpu);
         let mut packets = vec![vec![0u8; 12 + PAYLOAD_BYTES]; BATCH];
         let mut names: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
         let mut seqs = vec![0u16; targets.len()];
@@ -197,7 +215,8 @@ struct Measure {
 
 fn measure(engine: &Engine, targets: Vec<(SocketAddr, u32)>, sock: UdpSocket, cfg: &Config) -> Measure {
     let stop = Arc::new(AtomicBool::new(false));
-    let thread = sender(targets, stop.clone(), sock);
+    let last_core = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1;
+    let thread = sender(targets, stop.clone(), sock, last_core);
     std::thread::sleep(cfg.warmup);
     let shards = engine.shard_count();
     let total = || (0..shards).map(|s| engine.net_load(s).tx_packets).sum::<u64>();
@@ -227,6 +246,9 @@ fn run_case(
         let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
         let targets = build(&engine, &sock);
         results.push(measure(&engine, targets, sock, cfg));
+        if std::env::var_os("SCALING_DEBUG").is_some() {
+            eprintln!("{case} shards={shards}: {}", block_on(engine.dump()).expect("dump")["shards"]);
+        }
         engine.close();
     }
     let (one, all) = (&results[0], &results[1]);
@@ -253,9 +275,11 @@ fn main() {
     let cfg = config();
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let rooms = cfg.rooms;
-    run_case("small_rooms", rooms * 4 * 3, n, &cfg, |engine, _| {
-        (0..rooms).flat_map(|r| room(engine, 4, 10_000 + 10 * r as u32)).collect()
-    });
+    if rooms > 0 {
+        run_case("small_rooms", rooms * 4 * 3, n, &cfg, |engine, _| {
+            (0..rooms).flat_map(|r| room(engine, 4, 10_000 + 10 * r as u32)).collect()
+        });
+    }
     for &consumers in &cfg.big {
         let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
         run_case("big_room", consumers, n, &cfg, |engine, _| big_room(engine, consumers, &sink));

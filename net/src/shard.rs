@@ -26,6 +26,11 @@ pub const MAX_EPOLL_EVENTS: usize = 64;
 pub const MAX_PARK: Duration = Duration::from_millis(100);
 /// Window over which load is measured and published.
 pub const LOAD_WINDOW: Duration = Duration::from_millis(100);
+/// How long one receive batch (recvmmsg plus the service's work plus the flush) should take;
+/// the batch size adapts to it (1..=MAX_RX_BATCH).
+pub const RX_BATCH_TARGET: Duration = Duration::from_millis(10);
+/// Receiving stops for the turn after this long, so commands and timers are not starved.
+pub const MAX_RX_TURN: Duration = Duration::from_millis(20);
 
 /// epoll token of the wake-up eventfd (socket tokens are `SocketId`s, at most `u32::MAX`).
 pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
@@ -278,15 +283,24 @@ impl<'a, C: Send + 'static> Io<'a, C> {
     }
 }
 
-/// Measures busy time and packet rates; publishes once per window.
+/// Measures busy time and packet rates; publishes once per window, also in the middle of a long
+/// turn so that readers never see counters older than about one window.
 struct LoadMeter {
     window_start: Instant,
     busy: Duration,
+    /// Start of the part of the current turn not yet added to `busy`.
+    mark: Instant,
     rx_at_start: u64,
     tx_at_start: u64,
 }
 
 impl LoadMeter {
+    /// Count the current turn as busy up to `now`.
+    fn account(&mut self, now: Instant) {
+        self.busy += now.saturating_duration_since(self.mark);
+        self.mark = now;
+    }
+
     fn publish(&mut self, now: Instant, cells: &LoadCells, c: &Counters, m: &MediaCounters) {
         let elapsed = now.saturating_duration_since(self.window_start);
         let secs = elapsed.as_secs_f64().max(1e-9);
@@ -305,8 +319,13 @@ impl LoadMeter {
         cells.shard_tx_dropped.store(m.tx_dropped, Ordering::Relaxed);
         cells.shard_rx_malformed.store(m.rx_malformed, Ordering::Relaxed);
         cells.shard_batch_buffers.store(m.buffers_allocated, Ordering::Relaxed);
-        *self =
-            LoadMeter { window_start: now, busy: Duration::ZERO, rx_at_start: c.rx_packets, tx_at_start: c.tx_packets };
+        *self = LoadMeter {
+            window_start: now,
+            busy: Duration::ZERO,
+            mark: now,
+            rx_at_start: c.rx_packets,
+            tx_at_start: c.tx_packets,
+        };
     }
 }
 
@@ -327,12 +346,15 @@ impl<S: ShardService> Shard<S> {
         let mut rx = RxBatch::new();
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EPOLL_EVENTS];
         let start = Instant::now();
-        let mut meter = LoadMeter { window_start: start, busy: Duration::ZERO, rx_at_start: 0, tx_at_start: 0 };
+        let mut meter =
+            LoadMeter { window_start: start, busy: Duration::ZERO, mark: start, rx_at_start: 0, tx_at_start: 0 };
+        let mut rx_limit = MAX_RX_BATCH;
         let mut idle_since: Option<Instant> = None;
         let mut first_ring = 0;
         let mut first_media = 0;
         while !me.stop.load(Ordering::Acquire) {
             let now = Instant::now();
+            meter.mark = now;
             let mut work = self.drain_commands(now, &mut service, first_ring);
             first_ring = (first_ring + 1) % self.inbound.len();
             if work > 0 {
@@ -340,7 +362,7 @@ impl<S: ShardService> Shard<S> {
             }
             work += self.drain_media(now, &mut service, first_media);
             first_media = (first_media + 1) % self.media_in.len().max(1);
-            work += self.receive(now, &mut service, &mut rx, &mut events, &me);
+            work += self.receive(now, &mut service, &mut rx, &mut events, &me, &mut meter, &mut rx_limit);
             if service.poll_timeout().is_some_and(|t| t <= now) {
                 service.on_timeout(now, &mut Io::new(&mut self.core));
                 work += 1;
@@ -348,7 +370,7 @@ impl<S: ShardService> Shard<S> {
             self.flush_tx(now, &mut service);
 
             if work > 0 {
-                meter.busy += now.elapsed();
+                meter.account(Instant::now());
                 idle_since = None;
             } else {
                 let idle = *idle_since.get_or_insert(now);
@@ -449,6 +471,8 @@ impl<S: ShardService> Shard<S> {
         rx: &mut RxBatch,
         events: &mut [libc::epoll_event],
         me: &ShardShared,
+        meter: &mut LoadMeter,
+        rx_limit: &mut usize,
     ) -> usize {
         let ready = self.core.udp.epoll().wait(events, 0);
         let mut received = 0;
@@ -456,6 +480,10 @@ impl<S: ShardService> Shard<S> {
             let token = ev.u64;
             if token == WAKE_TOKEN {
                 me.wake.drain();
+                continue;
+            }
+            if received > 0 && now.elapsed() >= MAX_RX_TURN {
+                // Level-triggered epoll reports the rest again next turn.
                 continue;
             }
             let socket = SocketId(token as u32);
@@ -467,7 +495,8 @@ impl<S: ShardService> Shard<S> {
                 let Some(fd) = self.core.udp.raw_fd(socket) else {
                     break;
                 };
-                let n = match rx.recv(fd) {
+                let batch_start = Instant::now();
+                let n = match rx.recv(fd, *rx_limit) {
                     Ok(n) => n,
                     Err(e) => {
                         if e.kind() != std::io::ErrorKind::WouldBlock {
@@ -490,7 +519,20 @@ impl<S: ShardService> Shard<S> {
                 // Bodies may point into `rx`: send them before the next recvmmsg reuses it.
                 self.flush_tx(now, service);
                 received += n;
-                if n < MAX_RX_BATCH {
+                // A wide fan-out makes each datagram expensive: size batches so one takes about
+                // `RX_BATCH_TARGET`, and keep the counters fresh through a long turn.
+                let done = Instant::now();
+                let took = done.duration_since(batch_start);
+                if took > RX_BATCH_TARGET && *rx_limit > 1 {
+                    *rx_limit /= 2;
+                } else if took < RX_BATCH_TARGET / 4 && n == *rx_limit && *rx_limit < MAX_RX_BATCH {
+                    *rx_limit *= 2;
+                }
+                if done.duration_since(meter.window_start) >= LOAD_WINDOW {
+                    meter.account(done);
+                    meter.publish(done, &me.load, &self.core.udp.counters, &self.core.media);
+                }
+                if n < *rx_limit || done.duration_since(now) >= MAX_RX_TURN {
                     break;
                 }
             }

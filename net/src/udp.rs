@@ -452,8 +452,10 @@ impl RxBatch {
     }
 
     /// Receives up to `MAX_RX_BATCH` datagrams from `fd` without blocking.
-    pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        for i in 0..MAX_RX_BATCH {
+    /// Receive up to `limit` (at most `MAX_RX_BATCH`) datagrams.
+    pub(crate) fn recv(&mut self, fd: RawFd, limit: usize) -> io::Result<usize> {
+        let limit = limit.clamp(1, MAX_RX_BATCH);
+        for i in 0..limit {
             self.iovecs[i] = libc::iovec {
                 iov_base: self.bufs[i * RX_BUFFER_BYTES..].as_mut_ptr().cast(),
                 iov_len: RX_BUFFER_BYTES,
@@ -472,7 +474,7 @@ impl RxBatch {
             // SAFETY: every header points to its own name buffer and a single iovec covering a
             // distinct RX_BUFFER_BYTES slice of `bufs`; all stay alive and unmoved for the call.
             let ret = unsafe {
-                libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), MAX_RX_BATCH as u32, libc::MSG_DONTWAIT, ptr::null_mut())
+                libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), limit as u32, libc::MSG_DONTWAIT, ptr::null_mut())
             };
             if ret >= 0 {
                 return Ok(ret as usize);
