@@ -348,7 +348,6 @@ impl<S: ShardService> Shard<S> {
         let start = Instant::now();
         let mut meter =
             LoadMeter { window_start: start, busy: Duration::ZERO, mark: start, rx_at_start: 0, tx_at_start: 0 };
-        let mut rx_limit = MAX_RX_BATCH;
         let mut idle_since: Option<Instant> = None;
         let mut first_ring = 0;
         let mut first_media = 0;
@@ -362,7 +361,7 @@ impl<S: ShardService> Shard<S> {
             }
             work += self.drain_media(now, &mut service, first_media);
             first_media = (first_media + 1) % self.media_in.len().max(1);
-            work += self.receive(now, &mut service, &mut rx, &mut events, &me, &mut meter, &mut rx_limit);
+            work += self.receive(now, &mut service, &mut rx, &mut events, &me, &mut meter);
             if service.poll_timeout().is_some_and(|t| t <= now) {
                 service.on_timeout(now, &mut Io::new(&mut self.core));
                 work += 1;
@@ -472,7 +471,6 @@ impl<S: ShardService> Shard<S> {
         events: &mut [libc::epoll_event],
         me: &ShardShared,
         meter: &mut LoadMeter,
-        rx_limit: &mut usize,
     ) -> usize {
         let ready = self.core.udp.epoll().wait(events, 0);
         let mut received = 0;
@@ -496,7 +494,7 @@ impl<S: ShardService> Shard<S> {
                     break;
                 };
                 let batch_start = Instant::now();
-                let n = match rx.recv(fd, *rx_limit) {
+                let n = match rx.recv(fd, rx.limit) {
                     Ok(n) => n,
                     Err(e) => {
                         if e.kind() != std::io::ErrorKind::WouldBlock {
@@ -523,16 +521,16 @@ impl<S: ShardService> Shard<S> {
                 // `RX_BATCH_TARGET`, and keep the counters fresh through a long turn.
                 let done = Instant::now();
                 let took = done.duration_since(batch_start);
-                if took > RX_BATCH_TARGET && *rx_limit > 1 {
-                    *rx_limit /= 2;
-                } else if took < RX_BATCH_TARGET / 4 && n == *rx_limit && *rx_limit < MAX_RX_BATCH {
-                    *rx_limit *= 2;
+                if took > RX_BATCH_TARGET && rx.limit > 1 {
+                    rx.limit /= 2;
+                } else if took < RX_BATCH_TARGET / 4 && n == rx.limit && rx.limit < MAX_RX_BATCH {
+                    rx.limit *= 2;
                 }
                 if done.duration_since(meter.window_start) >= LOAD_WINDOW {
                     meter.account(done);
                     meter.publish(done, &me.load, &self.core.udp.counters, &self.core.media);
                 }
-                if n < *rx_limit || done.duration_since(now) >= MAX_RX_TURN {
+                if n < rx.limit || done.duration_since(now) >= MAX_RX_TURN {
                     break;
                 }
             }

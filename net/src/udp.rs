@@ -435,6 +435,8 @@ pub(crate) struct RxBatch {
     iovecs: Box<[libc::iovec]>,
     names: Box<[libc::sockaddr_storage]>,
     hdrs: Box<[libc::mmsghdr]>,
+    /// Datagrams asked for per `recvmmsg` (adapted by the shard loop to the work per datagram).
+    pub(crate) limit: usize,
 }
 
 impl RxBatch {
@@ -448,6 +450,7 @@ impl RxBatch {
             iovecs: vec![libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; MAX_RX_BATCH].into_boxed_slice(),
             names: vec![zero_name; MAX_RX_BATCH].into_boxed_slice(),
             hdrs: vec![zero_hdr; MAX_RX_BATCH].into_boxed_slice(),
+            limit: MAX_RX_BATCH,
         }
     }
 
