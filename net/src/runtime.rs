@@ -315,17 +315,17 @@ impl<C: Send + 'static> Runtime<C> {
             }
         }
 
-        // Media: a media ring and a return ring per ordered pair of shards.
+        // Media: a media ring and a return ring per ordered pair of shards, the pair (i, i)
+        // included: a shard may forward to itself (two routers of one shard linked by
+        // pipeToRouter), and the record then comes back through the same batch path next turn.
         let mut media_out: Vec<Vec<Option<MediaOut>>> =
             (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
         let mut media_in: Vec<Vec<MediaIn>> = (0..count).map(|_| Vec::with_capacity(count)).collect();
         for (from, row) in media_out.iter_mut().enumerate() {
             for (to, slot) in row.iter_mut().enumerate() {
-                if from != to {
-                    let (out, inn) = media::pair(from);
-                    *slot = Some(out);
-                    media_in[to].push(inn);
-                }
+                let (out, inn) = media::pair(from);
+                *slot = Some(out);
+                media_in[to].push(inn);
             }
         }
 

@@ -239,9 +239,10 @@ impl<'a, C: Send + 'static> Io<'a, C> {
     /// pushed when full and at every flush point; pushing wakes a parked target. Never allocates
     /// except to grow the pair's buffer pool (at most `MAX_MEDIA_BUFFERS_PER_PAIR`).
     ///
+    /// `shard` may be this shard: the record then arrives through the same path on a later turn.
     /// `false` if the record was dropped (counted in `shard_tx_dropped`: pool exhausted because
     /// the target is not draining, ring full, or longer than `MAX_MEDIA_RECORD_BYTES`), or if
-    /// `shard` is this shard or out of range (a caller bug, not counted).
+    /// `shard` is out of range (a caller bug, not counted).
     pub fn forward_to_shard(&mut self, shard: usize, head: &[u8], body: &[u8]) -> bool {
         let core = &mut *self.core;
         let Some(Some(out)) = core.media_out.get_mut(shard) else {
