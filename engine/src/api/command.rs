@@ -11,11 +11,12 @@ use shardsfu_net::{Io, ShardInfo, ShardService, SocketId};
 
 use super::dispatch::Dispatch;
 use super::oneshot;
+use crate::rtp_parameters::RtpParameters;
 use std::collections::VecDeque;
 
 use crate::core::{
-    CloseReason, ConsumerSpec, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard, ShardCommand, ShardSnapshot, Sink,
-    Snapshot, SCRATCH_BYTES,
+    CloseReason, ConsumerSpec, MirrorOf, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard, ShardCommand,
+    ShardSnapshot, Sink, Snapshot, SCRATCH_BYTES,
 };
 use crate::error::{Error, Result};
 
@@ -112,7 +113,17 @@ pub(crate) enum Command {
         router: ObjectId,
         producer: ObjectId,
         origin: usize,
+        mirror_of: MirrorOf,
         spec: Box<ProducerSpec>,
+    },
+    /// pipeToRouter: a consumer of `producer` feeding `mirror` (the pipe producer) on `shard`.
+    CreatePipeConsumer {
+        router: ObjectId,
+        id: ObjectId,
+        producer: ObjectId,
+        rtp_parameters: Box<RtpParameters>,
+        shard: usize,
+        mirror: ObjectId,
     },
     /// Spanning routers: send every packet of `producer` to `shard` (mirror `mirror` there).
     AddSubscriber {
@@ -177,9 +188,14 @@ impl ShardAdapter {
 
     /// Move the core's messages for other shards onto the rings, keeping order; what does not
     /// fit waits for the next flush.
-    fn flush_shard_commands(&mut self, io: &mut Io<'_, Envelope>) {
-        while let Some(m) = self.shard.poll_shard_command() {
-            self.backlog.push_back(m);
+    fn flush_shard_commands(&mut self, now: Instant, io: &mut Io<'_, Envelope>) {
+        while let Some((to, cmd)) = self.shard.poll_shard_command() {
+            if to == self.index {
+                // Routers linked on this very shard: apply at once (it may queue more).
+                self.shard.handle_shard_command(now, to, cmd);
+            } else {
+                self.backlog.push_back((to, cmd));
+            }
         }
         while let Some(&(to, cmd)) = self.backlog.front() {
             let env = Envelope { cmd: Command::Shard { from: self.index, cmd }, reply: None };
@@ -300,9 +316,12 @@ impl ShardAdapter {
             }
             Command::Snapshot { id } => shard.snapshot(id).map(Response::Snapshot),
             Command::ShardSnapshot => Ok(Response::Shard(shard.shard_snapshot())),
-            Command::CreateMirror { router, producer, origin, spec } => {
-                shard.create_mirror(now, router, producer, origin, *spec).map(|_| Response::Unit)
+            Command::CreateMirror { router, producer, origin, mirror_of, spec } => {
+                shard.create_mirror(now, router, producer, origin, mirror_of, *spec).map(|_| Response::Unit)
             }
+            Command::CreatePipeConsumer { router, id, producer, rtp_parameters, shard: to, mirror } => shard
+                .create_pipe_consumer(now, router, id, producer, *rtp_parameters, to, mirror)
+                .map(|_| Response::Unit),
             Command::AddSubscriber { producer, shard: to, mirror } => {
                 shard.add_subscriber(producer, to, mirror).map(|_| Response::Unit)
             }
@@ -319,7 +338,7 @@ impl ShardAdapter {
         for s in self.shard.take_released_sockets() {
             io.close_udp(s);
         }
-        self.flush_shard_commands(io);
+        self.flush_shard_commands(now, io);
         let counts = self.shard.object_counts();
         self.gauges.routers.store(counts.routers, Ordering::Relaxed);
         self.gauges.transports.store(counts.transports, Ordering::Relaxed);
@@ -402,9 +421,10 @@ impl ShardService for ShardAdapter {
         }
     }
 
-    fn on_flush(&mut self, _now: Instant, io: &mut Io<'_, Envelope>) {
+    fn on_flush(&mut self, now: Instant, io: &mut Io<'_, Envelope>) {
         if self.shard.has_shard_commands() || !self.backlog.is_empty() {
-            self.flush_shard_commands(io);
+            self.flush_shard_commands(now, io);
+            self.flush_events();
         }
     }
 

@@ -11,7 +11,7 @@ use super::dispatch::{EventArg, HandlerId, ObjectShared};
 use super::engine::EngineInner;
 use super::producer::{now_ms, ssrc_from, ProducerEntry, ProducerType};
 use super::transport::Transport;
-use crate::core::{ConsumerSnapshot, ConsumerSpec, ObjectId, Snapshot};
+use crate::core::{ConsumerSnapshot, ConsumerSpec, MirrorOf, ObjectId, Snapshot};
 use crate::error::{Error, Result};
 use crate::ortc;
 use crate::rtp_parameters::{MediaKind, RtpCapabilities, RtpParameters};
@@ -54,23 +54,33 @@ impl ConsumerOptions {
     }
 }
 
-struct ConsumerInner {
-    engine: Arc<EngineInner>,
-    id: String,
-    oid: ObjectId,
-    shard: usize,
-    producer_id: String,
-    kind: MediaKind,
-    r#type: ProducerType,
-    rtp_parameters: RtpParameters,
-    shared: Arc<ObjectShared>,
-    app_data: Value,
+/// `'simple' | 'simulcast' | 'svc' | 'pipe'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsumerType {
+    Simple,
+    Simulcast,
+    Svc,
+    Pipe,
+}
+
+pub(crate) struct ConsumerInner {
+    pub(crate) engine: Arc<EngineInner>,
+    pub(crate) id: String,
+    pub(crate) oid: ObjectId,
+    pub(crate) shard: usize,
+    pub(crate) producer_id: String,
+    pub(crate) kind: MediaKind,
+    pub(crate) r#type: ConsumerType,
+    pub(crate) rtp_parameters: RtpParameters,
+    pub(crate) shared: Arc<ObjectShared>,
+    pub(crate) app_data: Value,
 }
 
 /// mediasoup's Consumer (simple).
 #[derive(Clone)]
 pub struct Consumer {
-    inner: Arc<ConsumerInner>,
+    pub(crate) inner: Arc<ConsumerInner>,
 }
 
 /// Make sure shard `shard` holds a mirror of `producer` fed by the producer's shard: the router
@@ -93,7 +103,13 @@ async fn ensure_mirror(
     let created = engine
         .request(
             shard,
-            Command::CreateMirror { router, producer: producer.oid, origin: producer.shard, spec: Box::new(spec) },
+            Command::CreateMirror {
+                router,
+                producer: producer.oid,
+                origin: producer.shard,
+                mirror_of: MirrorOf::Producer(producer.oid),
+                spec: Box::new(spec),
+            },
         )
         .await;
     let subscribed = match created {
@@ -116,16 +132,18 @@ impl Consumer {
     pub(crate) async fn create(transport: &Transport, options: ConsumerOptions) -> Result<Consumer> {
         transport.check_open()?;
         let engine = transport.inner.engine.clone();
-        let producer = engine
-            .producers
-            .lock()
-            .expect("producers lock")
-            .get(&options.producer_id)
-            .cloned()
-            .ok_or_else(|| Error::other(format!("Producer with id \"{}\" not found", options.producer_id)))?;
-        if producer.router != transport.inner.router.oid {
-            return Err(Error::unsupported("the producer is in another router: use router.pipeToRouter() first"));
-        }
+        let producer = {
+            let producers = engine.producers.lock().expect("producers lock");
+            match producers.get(&(transport.inner.router.oid, options.producer_id.clone())) {
+                Some(p) => p.clone(),
+                None if producers.keys().any(|(_, id)| *id == options.producer_id) => {
+                    return Err(Error::unsupported(
+                        "the producer is in another router: use router.pipeToRouter() first",
+                    ));
+                }
+                None => return Err(Error::other(format!("Producer with id \"{}\" not found", options.producer_id))),
+            }
+        };
         if producer.r#type != ProducerType::Simple && !options.pipe {
             return Err(Error::unsupported("simulcast and SVC consumers are not supported yet"));
         }
@@ -173,7 +191,7 @@ impl Consumer {
                 shard: transport.inner.shard,
                 producer_id: options.producer_id,
                 kind: producer.kind,
-                r#type: if options.pipe { producer.r#type } else { ProducerType::Simple },
+                r#type: if options.pipe { ConsumerType::Pipe } else { ConsumerType::Simple },
                 rtp_parameters,
                 shared,
                 app_data: options.app_data,
@@ -190,8 +208,8 @@ impl Consumer {
     pub fn kind(&self) -> MediaKind {
         self.inner.kind
     }
-    /// `'simple'` (or the producer's type for pipe consumers).
-    pub fn r#type(&self) -> ProducerType {
+    /// `'simple'`, or `'pipe'` for the consumer side of pipeToRouter.
+    pub fn r#type(&self) -> ConsumerType {
         self.inner.r#type
     }
     pub fn rtp_parameters(&self) -> &RtpParameters {

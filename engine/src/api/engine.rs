@@ -52,7 +52,9 @@ pub(crate) struct EngineInner {
     gauges: Vec<Arc<ShardGauges>>,
     pub(crate) registry: Arc<Registry>,
     next_id: AtomicU64,
-    pub(crate) producers: Mutex<HashMap<String, Arc<ProducerEntry>>>,
+    /// Producers by (router, id): mediasoup lets a pipe producer keep its source's id in another
+    /// router.
+    pub(crate) producers: Mutex<HashMap<(ObjectId, String), Arc<ProducerEntry>>>,
     policy: PlacementPolicy,
     placements: Mutex<Vec<(String, Placement, Vec<ShardLoadView>)>>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,

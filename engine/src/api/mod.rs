@@ -11,14 +11,16 @@ mod consumer;
 mod dispatch;
 mod engine;
 mod oneshot;
+mod pipe;
 mod producer;
 mod router;
 mod transport;
 
 pub use block_on::block_on;
-pub use consumer::{Consumer, ConsumerOptions};
+pub use consumer::{Consumer, ConsumerOptions, ConsumerType};
 pub use dispatch::HandlerId;
 pub use engine::{create_worker, Engine, EngineOptions, Worker, WorkerSettings};
+pub use pipe::{PipeToRouterOptions, PipeToRouterResult};
 pub use producer::{Producer, ProducerOptions, ProducerType};
 pub use router::{Router, RouterOptions};
 pub use transport::{

@@ -13,7 +13,7 @@ use super::transport::Transport;
 use crate::core::{ObjectId, ProducerSnapshot, ProducerSpec, Snapshot};
 use crate::error::{Error, Result};
 use crate::ortc::{self, RtpMapping};
-use crate::rtp_parameters::{MediaKind, RtpParameters};
+use crate::rtp_parameters::{MediaKind, RtpCapabilities, RtpParameters};
 
 /// mediasoup's `ProducerOptions`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,7 +55,6 @@ pub enum ProducerType {
 
 /// What the engine remembers of a producer for consume/canConsume (the ORTC side).
 pub(crate) struct ProducerEntry {
-    pub router: ObjectId,
     pub oid: ObjectId,
     /// The shard the producer lives on.
     pub shard: usize,
@@ -69,9 +68,28 @@ pub(crate) struct ProducerEntry {
     pub shared: Arc<ObjectShared>,
 }
 
+/// Everything a producer handle is made of, once its shard has created it.
+pub(crate) struct Registration {
+    pub router: ObjectId,
+    pub shard: usize,
+    pub transport_id: String,
+    pub direct: bool,
+    pub id: String,
+    pub oid: ObjectId,
+    pub kind: MediaKind,
+    pub r#type: ProducerType,
+    pub spec: ProducerSpec,
+    pub rtp_mapping: RtpMapping,
+    pub consumable_rtp_parameters: RtpParameters,
+    pub paused: bool,
+    pub app_data: Value,
+}
+
 struct ProducerInner {
     engine: Arc<EngineInner>,
-    transport: Transport,
+    router: ObjectId,
+    transport_id: String,
+    direct: bool,
     id: String,
     oid: ObjectId,
     shard: usize,
@@ -110,7 +128,7 @@ impl Producer {
             None => uuid::Uuid::new_v4(),
         };
         let id = uuid.to_string();
-        if engine.producers.lock().expect("producers lock").contains_key(&id) {
+        if engine.producers.lock().expect("producers lock").contains_key(&(transport.inner.router.oid, id.clone())) {
             return Err(Error::type_error(format!("a Producer with same id \"{id}\" already exists")));
         }
         let mut rtp_parameters = options.rtp_parameters.clone();
@@ -138,20 +156,7 @@ impl Producer {
         let rtp_mapping = ortc::get_producer_rtp_parameters_mapping(&mut rtp_parameters, caps, ssrc_from(&uuid, 7))?;
         let consumable_rtp_parameters =
             ortc::get_consumable_rtp_parameters(options.kind, &rtp_parameters, caps, &rtp_mapping)?;
-        let ext_map = rtp_parameters
-            .header_extensions
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| {
-                caps.header_extensions
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .find(|c| c.uri == e.uri && c.kind == options.kind)
-                    .map(|c| (e.id, c.preferred_id))
-            })
-            .collect();
+        let ext_map = router_ext_map(&rtp_parameters, caps, options.kind);
         let oid = engine.alloc_id();
         let spec = ProducerSpec {
             kind: options.kind,
@@ -167,48 +172,71 @@ impl Producer {
                 Command::Produce { transport: transport.inner.oid, id: oid, spec: Box::new(spec.clone()) },
             )
             .await?;
-        let shared = ObjectShared::new(oid, id.clone(), options.paused);
-        engine.registry.insert(&shared);
-        engine.producers.lock().expect("producers lock").insert(
-            id.clone(),
-            Arc::new(ProducerEntry {
+        Ok(Producer::register(
+            &engine,
+            Registration {
                 router: transport.inner.router.oid,
-                oid,
                 shard: transport.inner.shard,
-                spec,
-                mirrors: std::sync::Mutex::new(Vec::new()),
+                transport_id: transport.id().to_owned(),
+                direct: matches!(transport.inner.variant, super::transport::TransportVariant::Direct { .. }),
+                id,
+                oid,
                 kind: options.kind,
                 r#type,
-                consumable_rtp_parameters: consumable_rtp_parameters.clone(),
+                spec,
+                rtp_mapping,
+                consumable_rtp_parameters,
+                paused: options.paused,
+                app_data: options.app_data,
+            },
+        ))
+    }
+
+    /// Make the handle and the engine's ORTC entry of a producer the shard has created.
+    pub(crate) fn register(engine: &Arc<EngineInner>, r: Registration) -> Producer {
+        let shared = ObjectShared::new(r.oid, r.id.clone(), r.paused);
+        engine.registry.insert(&shared);
+        engine.producers.lock().expect("producers lock").insert(
+            (r.router, r.id.clone()),
+            Arc::new(ProducerEntry {
+                oid: r.oid,
+                shard: r.shard,
+                spec: r.spec.clone(),
+                mirrors: std::sync::Mutex::new(Vec::new()),
+                kind: r.kind,
+                r#type: r.r#type,
+                consumable_rtp_parameters: r.consumable_rtp_parameters.clone(),
                 shared: shared.clone(),
             }),
         );
         // Forget the ORTC entry once the producer closes, whichever way.
-        let (eng, pid) = (Arc::downgrade(&engine), id.clone());
+        let (eng, key) = (Arc::downgrade(engine), (r.router, r.id.clone()));
         shared.on(
             "@close",
             Box::new(move |_: &EventArg<'_>| {
                 if let Some(e) = eng.upgrade() {
-                    e.producers.lock().expect("producers lock").remove(&pid);
+                    e.producers.lock().expect("producers lock").remove(&key);
                 }
             }),
         );
-        Ok(Producer {
+        Producer {
             inner: Arc::new(ProducerInner {
-                engine,
-                transport: transport.clone(),
-                id,
-                oid,
-                shard: transport.inner.shard,
-                kind: options.kind,
-                r#type,
-                rtp_parameters,
-                rtp_mapping,
-                consumable_rtp_parameters,
+                engine: engine.clone(),
+                router: r.router,
+                transport_id: r.transport_id,
+                direct: r.direct,
+                id: r.id,
+                oid: r.oid,
+                shard: r.shard,
+                kind: r.kind,
+                r#type: r.r#type,
+                rtp_parameters: r.spec.rtp_parameters,
+                rtp_mapping: r.rtp_mapping,
+                consumable_rtp_parameters: r.consumable_rtp_parameters,
                 shared,
-                app_data: options.app_data,
+                app_data: r.app_data,
             }),
-        })
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -236,7 +264,7 @@ impl Producer {
         self.inner.shared.paused.load(Ordering::Acquire)
     }
     pub fn transport_id(&self) -> &str {
-        self.inner.transport.id()
+        &self.inner.transport_id
     }
 
     fn check_open(&self) -> Result<()> {
@@ -262,7 +290,7 @@ impl Producer {
     /// DirectTransport producers: mediasoup's `producer.send(rtpPacket)`.
     pub fn send(&self, rtp_packet: &[u8]) -> Result<()> {
         self.check_open()?;
-        if !matches!(self.inner.transport.inner.variant, super::transport::TransportVariant::Direct { .. }) {
+        if !self.inner.direct {
             return Err(Error::invalid_state("send() is only for producers on a DirectTransport"));
         }
         if rtp_packet.len() < 12 || rtp_packet.len() > crate::core::SCRATCH_BYTES {
@@ -331,7 +359,7 @@ impl Producer {
         if !self.inner.shared.mark_closed() {
             return;
         }
-        self.inner.engine.producers.lock().expect("producers lock").remove(&self.inner.id);
+        self.inner.engine.producers.lock().expect("producers lock").remove(&(self.inner.router, self.inner.id.clone()));
         self.inner.engine.registry.remove(self.inner.oid);
         self.inner.engine.tell(self.inner.shard, Command::CloseProducer { id: self.inner.oid });
     }
@@ -355,6 +383,24 @@ impl Producer {
     pub fn on_resume(&self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.inner.shared.on("@resume", Box::new(move |_: &EventArg<'_>| f()))
     }
+}
+
+/// (producer header extension id, router header extension id) for each extension the router knows.
+pub(crate) fn router_ext_map(params: &RtpParameters, caps: &RtpCapabilities, kind: MediaKind) -> Vec<(u8, u8)> {
+    params
+        .header_extensions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            caps.header_extensions
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .find(|c| c.uri == e.uri && c.kind == kind)
+                .map(|c| (e.id, c.preferred_id))
+        })
+        .collect()
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -183,7 +183,7 @@ impl Router {
     /// mediasoup's `router.canConsume({ producerId, rtpCapabilities })`.
     pub fn can_consume(&self, producer_id: &str, rtp_capabilities: &RtpCapabilities) -> bool {
         let producers = self.inner.engine.producers.lock().expect("producers lock");
-        let Some(p) = producers.get(producer_id).filter(|p| p.router == self.inner.oid) else {
+        let Some(p) = producers.get(&(self.inner.oid, producer_id.to_owned())) else {
             tracing::error!(producer_id, "canConsume() | Producer not found");
             return false;
         };

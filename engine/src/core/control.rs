@@ -104,7 +104,7 @@ impl Shard {
                 }
                 v
             }
-            TransportKind::Direct | TransportKind::Link { .. } => Vec::new(),
+            TransportKind::Direct | TransportKind::Link { .. } | TransportKind::PipeOut => Vec::new(),
         };
         // A socket routes to one transport: taking over another's would leave that one deaf and
         // release the socket under it when this one closes.
@@ -310,6 +310,7 @@ impl Shard {
             ext_map,
             streams,
             subscribers: Vec::new(),
+            mirror_of: None,
             key_frames: KeyFrameRequests {
                 delay: Duration::from_millis(u64::from(spec.key_frame_request_delay_ms)),
                 last_sent: None,
@@ -476,6 +477,10 @@ impl Shard {
             if !paused {
                 c.sync_required = true;
             }
+            if let Target::Shard { shard, mirror } = c.target {
+                let paused = !c.active();
+                self.shard_out.push_back((shard, super::ShardCommand::MirrorPaused { mirror, paused }));
+            }
             self.events.push_back(if paused {
                 Event::ProducerPaused { consumer: c.id }
             } else {
@@ -489,7 +494,11 @@ impl Shard {
         let ckey = self
             .key(id, ObjectKind::Consumer)
             .ok_or_else(|| Error::invalid_state(format!("consumer {id} not found or closed")))?;
-        self.consumers.get_mut(ckey).expect("key from ids").paused = true;
+        let c = self.consumers.get_mut(ckey).expect("key from ids");
+        c.paused = true;
+        if let Target::Shard { shard, mirror } = c.target {
+            self.shard_out.push_back((shard, super::ShardCommand::MirrorPaused { mirror, paused: true }));
+        }
         Ok(())
     }
 
@@ -503,6 +512,10 @@ impl Shard {
         }
         c.paused = false;
         c.sync_required = true;
+        if let Target::Shard { shard, mirror } = c.target {
+            let paused = !c.active();
+            self.shard_out.push_back((shard, super::ShardCommand::MirrorPaused { mirror, paused }));
+        }
         let (pkey, kind, active) = (c.producer, c.kind, c.active());
         if kind == MediaKind::Video && active {
             self.request_key_frame_for(now, pkey);
@@ -590,7 +603,7 @@ impl Shard {
         Ok(())
     }
 
-    fn close_producer_key(&mut self, pkey: u32, reason: Option<CloseReason>) {
+    pub(super) fn close_producer_key(&mut self, pkey: u32, reason: Option<CloseReason>) {
         let p = self.producers.get(pkey).expect("producer key");
         let consumers = self.routers.get(p.router).and_then(|r| r.fanout.get(&pkey)).cloned().unwrap_or_default();
         for c in consumers {
@@ -599,6 +612,12 @@ impl Shard {
         let p = self.producers.remove(pkey).expect("producer key");
         for &(shard, mirror) in &p.subscribers {
             self.shard_out.push_back((shard, super::ShardCommand::MirrorClosed { mirror }));
+        }
+        // A pipe producer closing closes its pipe consumer on the origin shard.
+        if let (Some(MirrorOf::PipeConsumer(consumer)), Some(TransportKind::Link { origin })) =
+            (p.mirror_of, self.transports.get(p.transport).map(|t| &t.kind))
+        {
+            self.shard_out.push_back((*origin, super::ShardCommand::PipeClosed { consumer }));
         }
         if let Some(r) = self.routers.get_mut(p.router) {
             r.fanout.remove(&pkey);
@@ -622,8 +641,11 @@ impl Shard {
         Ok(())
     }
 
-    fn close_consumer_key(&mut self, ckey: u32, reason: Option<CloseReason>) {
+    pub(super) fn close_consumer_key(&mut self, ckey: u32, reason: Option<CloseReason>) {
         let c = self.consumers.remove(ckey).expect("consumer key");
+        if let Target::Shard { shard, mirror } = c.target {
+            self.shard_out.push_back((shard, super::ShardCommand::MirrorClosed { mirror }));
+        }
         if let Some(list) = self.routers.get_mut(c.router).and_then(|r| r.fanout.get_mut(&c.producer)) {
             list.retain(|&k| k != ckey);
         }

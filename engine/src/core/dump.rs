@@ -113,7 +113,9 @@ impl Shard {
             ObjectKind::Transport => {
                 let t = self.transports.get(key).expect("key from ids");
                 let (direct, local, remote, local_rtcp, remote_rtcp, comedia, rtcp_mux) = match &t.kind {
-                    TransportKind::Direct | TransportKind::Link { .. } => (true, None, None, None, None, false, true),
+                    TransportKind::Direct | TransportKind::Link { .. } | TransportKind::PipeOut => {
+                        (true, None, None, None, None, false, true)
+                    }
                     TransportKind::Plain(p) => {
                         (false, Some(p.local), p.remote, p.local_rtcp, p.remote_rtcp, p.comedia, p.rtcp_mux)
                     }

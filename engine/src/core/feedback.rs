@@ -136,7 +136,8 @@ impl Shard {
             let Some(t) = transports.get_mut(p.transport) else { return false };
             if let TransportKind::Link { origin } = t.kind {
                 // A mirror: the producer's own shard asks its sender (and applies its delay).
-                shard_out.push_back((origin, ShardCommand::KeyFrameRequest { producer: p.id }));
+                let source = p.mirror_of.map_or(p.id, |m| m.source());
+                shard_out.push_back((origin, ShardCommand::KeyFrameRequest { source }));
                 kf.pending = false;
                 kf.last_sent = Some(now);
                 return false;
@@ -239,7 +240,8 @@ impl Shard {
         match c.target {
             Target::Udp { socket, dest } => out.send(socket, dest, &scratch[..len], &[]),
             Target::Direct => events.push_back(Event::DirectRtp { consumer: c.id, packet: scratch[..len].to_vec() }),
-            Target::None => {}
+            // A pipe consumer's far side repairs from its own buffer.
+            Target::None | Target::Shard { .. } => {}
         }
     }
 
@@ -322,6 +324,6 @@ fn emit<'a>(
             t.traffic.rtcp_out += 1;
             events.push_back(Event::DirectRtcp { transport: t.id, packet: bytes.to_vec() });
         }
-        Target::None => {}
+        Target::None | Target::Shard { .. } => {}
     }
 }

@@ -10,7 +10,7 @@ use shardsfu_net::SocketId;
 
 use super::keyframe::is_key_frame;
 use super::objects::*;
-use super::{DropReason, Event, Shard, Sink, MAX_FORWARDED_EXTENSIONS};
+use super::{DropReason, Event, Shard, Sink, MAX_FORWARDED_EXTENSIONS, RECORD_HEAD_BYTES};
 use crate::rtp::{classify, parse_rtp, rewrite_in_place, write_header, HeaderFields, PacketKind, RtpHeader};
 
 /// Comedia learns its remote only from a packet that parses (as mediasoup does): a stray
@@ -272,7 +272,7 @@ impl Shard {
         let body: &'a [u8] = &data[hdr.header_len..];
         let router = p.router;
 
-        let Shard { routers, consumers, scratch, ext, drops, events, .. } = self;
+        let Shard { routers, consumers, scratch, ext, drops, events, records_out, .. } = self;
         let Some(list) = routers.get(router).and_then(|r| r.fanout.get(&pkey)) else {
             return;
         };
@@ -315,7 +315,9 @@ impl Shard {
                 ssrc: c.ssrc,
                 marker: hdr.marker,
             };
-            let Ok(n) = write_header(&mut scratch[..], data, &hdr, &fields, Some(&*ext)) else {
+            // The header goes after room for a record head, for consumers that feed another
+            // router's producer through a shard record (pipeToRouter).
+            let Ok(n) = write_header(&mut scratch[RECORD_HEAD_BYTES..], data, &hdr, &fields, Some(&*ext)) else {
                 drops.count(DropReason::MalformedRtp);
                 continue;
             };
@@ -325,13 +327,20 @@ impl Shard {
             c.send.on_packet_sent(now, hdr.timestamp, hdr.payload_len);
             c.packets += 1;
             c.bytes += size as u64;
+            let head = &scratch[RECORD_HEAD_BYTES..RECORD_HEAD_BYTES + n];
             match c.target {
-                Target::Udp { socket, dest } => out.send(socket, dest, &scratch[..n], body),
+                Target::Udp { socket, dest } => out.send(socket, dest, head, body),
                 Target::Direct => {
                     let mut packet = Vec::with_capacity(size);
-                    packet.extend_from_slice(&scratch[..n]);
+                    packet.extend_from_slice(head);
                     packet.extend_from_slice(body);
                     events.push_back(Event::DirectRtp { consumer: c.id, packet });
+                }
+                Target::Shard { shard, mirror } => {
+                    scratch[..RECORD_HEAD_BYTES].copy_from_slice(&mirror.to_be_bytes());
+                    if out.to_shard(shard, &scratch[..RECORD_HEAD_BYTES + n], body) {
+                        *records_out += 1;
+                    }
                 }
                 Target::None => {}
             }

@@ -32,6 +32,7 @@ pub use counters::{DropCounters, DropReason};
 pub use dump::{
     ConsumerSnapshot, ProducerSnapshot, RouterSnapshot, ShardSnapshot, Snapshot, StreamSnapshot, TransportSnapshot,
 };
+pub use objects::MirrorOf;
 pub use span::{ShardCommand, RECORD_HEAD_BYTES};
 pub use table::{FastMap, IntHasher, Slab};
 

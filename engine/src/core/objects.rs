@@ -37,6 +37,11 @@ pub enum Target {
     },
     /// Out of the process through events (DirectTransport).
     Direct,
+    /// Into another router's producer (pipeToRouter): a record to `shard` for its `mirror`.
+    Shard {
+        shard: usize,
+        mirror: ObjectId,
+    },
 }
 
 #[derive(Debug)]
@@ -60,6 +65,9 @@ pub enum TransportKind {
     Link {
         origin: usize,
     },
+    /// Hidden, one per router on a shard: holds the pipe consumers of pipeToRouter links, each
+    /// with its own `Target::Shard`.
+    PipeOut,
 }
 
 /// Which producer stream an SSRC belongs to.
@@ -105,7 +113,7 @@ impl TransportState {
     pub fn rtp_target(&self) -> Target {
         match &self.kind {
             TransportKind::Direct => Target::Direct,
-            TransportKind::Link { .. } => Target::None,
+            TransportKind::Link { .. } | TransportKind::PipeOut => Target::None,
             TransportKind::Plain(p) => match p.remote {
                 Some(dest) => Target::Udp { socket: p.rtp_socket, dest },
                 None => Target::None,
@@ -116,7 +124,7 @@ impl TransportState {
     pub fn rtcp_target(&self) -> Target {
         match &self.kind {
             TransportKind::Direct => Target::Direct,
-            TransportKind::Link { .. } => Target::None,
+            TransportKind::Link { .. } | TransportKind::PipeOut => Target::None,
             TransportKind::Plain(p) if p.rtcp_mux => match p.remote {
                 Some(dest) => Target::Udp { socket: p.rtp_socket, dest },
                 None => Target::None,
@@ -177,6 +185,8 @@ pub struct ProducerState {
     /// Other shards (and the mirror there) that get every packet once: the router's fan-out
     /// across shards. Never one entry per consumer.
     pub subscribers: Vec<(usize, ObjectId)>,
+    /// For a mirror: what it mirrors on its origin shard.
+    pub mirror_of: Option<MirrorOf>,
     pub packets: u64,
     pub bytes: u64,
 }
@@ -185,6 +195,23 @@ impl ProducerState {
     #[inline]
     pub fn codec(&self, payload_type: u8) -> Option<&CodecEntry> {
         self.codecs.iter().find(|c| c.payload_type == payload_type)
+    }
+}
+
+/// What a mirror producer stands for on its origin shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorOf {
+    /// The same producer (a router spanning shards).
+    Producer(ObjectId),
+    /// A pipe consumer of another router (pipeToRouter): the mirror is that router's pipe producer.
+    PipeConsumer(ObjectId),
+}
+
+impl MirrorOf {
+    pub fn source(self) -> ObjectId {
+        match self {
+            MirrorOf::Producer(id) | MirrorOf::PipeConsumer(id) => id,
+        }
     }
 }
 

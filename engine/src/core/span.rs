@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use super::objects::TransportKind;
+use super::objects::{MirrorOf, Target, TransportKind};
 use super::{ObjectId, ObjectKind, ProducerSpec, Shard, Sink};
 use crate::error::{Error, Result};
 
@@ -24,16 +24,23 @@ pub const RECORD_HEAD_BYTES: usize = 8;
 /// Id space of hidden link transports (never allocated by the API, whose ids count up from 1).
 const LINK_ID_BASE: ObjectId = 1 << 62;
 
-/// Control between shards about spanning producers.
+/// Control between shards about spanning producers and pipe links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardCommand {
-    /// From a mirror's shard to the producer's: a consumer there wants a key frame.
-    KeyFrameRequest { producer: ObjectId },
-    /// From the producer's shard to a mirror's.
+    /// From a mirror's shard to its origin: a consumer there wants a key frame of `source` (the
+    /// producer, or the pipe consumer feeding a pipe producer).
+    KeyFrameRequest { source: ObjectId },
+    /// From the origin to a mirror's shard: the source paused or resumed.
     MirrorPaused { mirror: ObjectId, paused: bool },
-    /// From the producer's shard to a mirror's: the producer closed.
+    /// From the origin to a mirror's shard: the source closed.
     MirrorClosed { mirror: ObjectId },
+    /// From a pipe producer's shard to its origin: the pipe producer closed, close its pipe
+    /// consumer too (mediasoup links the two the same way).
+    PipeClosed { consumer: ObjectId },
 }
+
+/// Id space of hidden pipe-out transports.
+const PIPE_ID_BASE: ObjectId = 3 << 61;
 
 fn link_id(router: ObjectId, origin: usize) -> ObjectId {
     LINK_ID_BASE | (router << 12) | origin as ObjectId
@@ -63,6 +70,7 @@ impl Shard {
         router: ObjectId,
         producer: ObjectId,
         origin: usize,
+        mirror_of: MirrorOf,
         spec: ProducerSpec,
     ) -> Result<()> {
         self.key(router, ObjectKind::Router)
@@ -74,10 +82,41 @@ impl Shard {
         self.produce(now, link, producer, spec)?;
         let pkey = self.key(producer, ObjectKind::Producer).expect("just produced");
         let p = self.producers.get_mut(pkey).expect("live producer");
+        p.mirror_of = Some(mirror_of);
         // Loss is repaired between the sender and the origin shard, not again here.
         for s in &mut p.streams {
             s.nack = None;
         }
+        Ok(())
+    }
+
+    /// pipeToRouter's pipe consumer: a consumer of `producer` in `router` whose output is a
+    /// record for `mirror` (the other router's pipe producer) on shard `shard`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_pipe_consumer(
+        &mut self,
+        now: Instant,
+        router: ObjectId,
+        id: ObjectId,
+        producer: ObjectId,
+        rtp_parameters: crate::rtp_parameters::RtpParameters,
+        shard: usize,
+        mirror: ObjectId,
+    ) -> Result<()> {
+        self.key(router, ObjectKind::Router)
+            .ok_or_else(|| Error::invalid_state(format!("router {router} not found or closed")))?;
+        let pipe = PIPE_ID_BASE | router;
+        if self.key(pipe, ObjectKind::Transport).is_none() {
+            self.insert_transport(now, router, pipe, TransportKind::PipeOut)?;
+        }
+        self.consume(now, pipe, id, super::ConsumerSpec { producer, rtp_parameters, paused: false })?;
+        let ckey = self.key(id, ObjectKind::Consumer).expect("just consumed");
+        let c = self.consumers.get_mut(ckey).expect("live consumer");
+        c.target = Target::Shard { shard, mirror };
+        // Video starts at a key frame on the far side too.
+        let (pkey, paused) = (c.producer, !c.active());
+        self.shard_out.push_back((shard, ShardCommand::MirrorPaused { mirror, paused }));
+        self.request_key_frame_for(now, pkey);
         Ok(())
     }
 
@@ -98,16 +137,29 @@ impl Shard {
     /// A control message from shard `from`.
     pub fn handle_shard_command(&mut self, now: Instant, from: usize, cmd: ShardCommand) {
         match cmd {
-            ShardCommand::KeyFrameRequest { producer } => {
-                if let Some(pkey) = self.key(producer, ObjectKind::Producer) {
+            ShardCommand::KeyFrameRequest { source } => {
+                if let Some(pkey) = self.key(source, ObjectKind::Producer) {
                     self.request_key_frame_for(now, pkey);
+                } else if self.key(source, ObjectKind::Consumer).is_some() {
+                    let _ = self.consumer_request_key_frame(now, source);
+                }
+            }
+            ShardCommand::PipeClosed { consumer } => {
+                if let Some(ckey) = self.key(consumer, ObjectKind::Consumer) {
+                    self.close_consumer_key(ckey, Some(super::CloseReason::ProducerClosed));
                 }
             }
             ShardCommand::MirrorPaused { mirror, paused } => {
                 let _ = if paused { self.pause_producer(mirror) } else { self.resume_producer(now, mirror) };
             }
             ShardCommand::MirrorClosed { mirror } => {
-                let _ = self.close_producer(mirror);
+                if let Some(pkey) = self.key(mirror, ObjectKind::Producer) {
+                    // A pipe producer is an object of its own to the application: it learns that
+                    // its link closed. A plain mirror is the same producer, which already did.
+                    let pipe =
+                        matches!(self.producers.get(pkey).and_then(|p| p.mirror_of), Some(MirrorOf::PipeConsumer(_)));
+                    self.close_producer_key(pkey, pipe.then_some(super::CloseReason::TransportClosed));
+                }
             }
         }
         let _ = from;
