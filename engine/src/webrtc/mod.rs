@@ -6,4 +6,5 @@
 //!   nomination, consent freshness, ICE restart; candidates and parameters in mediasoup's JSON.
 //! - [`framing`]: RFC 4571 framing of ICE-TCP streams.
 
+pub mod framing;
 pub mod stun;
