@@ -7,4 +7,5 @@
 //! - [`framing`]: RFC 4571 framing of ICE-TCP streams.
 
 pub mod framing;
+pub mod ice;
 pub mod stun;
