@@ -20,6 +20,8 @@ use crate::core::{CloseReason, ObjectId};
 use crate::error::{Error, Result};
 use crate::placement::{place_router, place_transport, Placement, PlacementPolicy, ShardLoadView};
 
+/// Placement decisions kept for `Engine::dump()`.
+const MAX_PLACEMENTS_LOGGED: usize = 64;
 /// How many times a full control ring is retried (with a short sleep) before giving up.
 const MAX_SUBMIT_RETRIES: u32 = 20_000;
 
@@ -56,7 +58,8 @@ pub(crate) struct EngineInner {
     /// router.
     pub(crate) producers: Mutex<HashMap<(ObjectId, String), Arc<ProducerEntry>>>,
     policy: PlacementPolicy,
-    placements: Mutex<Vec<(String, Placement, Vec<ShardLoadView>)>>,
+    /// The last `MAX_PLACEMENTS_LOGGED` decisions: (what, router id, decision, inputs).
+    placements: Mutex<Vec<(&'static str, String, Placement, Vec<ShardLoadView>)>>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -112,10 +115,25 @@ impl EngineInner {
         let loads = self.loads();
         let decision = place_transport(home, &loads, &self.policy)
             .ok_or_else(|| Error::other("every shard is at its consumer watermark: no room for a new transport"))?;
-        tracing::debug!(router = router_uuid, shard = decision.shard, home, "transport placed");
+        tracing::debug!(
+            router = router_uuid,
+            shard = decision.shard,
+            home,
+            overloaded = decision.overloaded,
+            "transport placed"
+        );
+        self.log_placement("transport", router_uuid, decision, loads);
         // Count it at once so back-to-back placements see it.
         self.gauges[decision.shard].transports.fetch_add(1, Ordering::Relaxed);
         Ok(decision.shard)
+    }
+
+    fn log_placement(&self, what: &'static str, router_uuid: &str, decision: Placement, loads: Vec<ShardLoadView>) {
+        let mut log = self.placements.lock().expect("placements lock");
+        if log.len() >= MAX_PLACEMENTS_LOGGED {
+            log.remove(0);
+        }
+        log.push((what, router_uuid.to_owned(), decision, loads));
     }
 
     /// Choose a shard for a new router and remember why (shown in `Engine::dump()`).
@@ -129,11 +147,7 @@ impl EngineInner {
             overloaded = decision.overloaded,
             "router placed"
         );
-        let mut log = self.placements.lock().expect("placements lock");
-        if log.len() >= 64 {
-            log.remove(0);
-        }
-        log.push((router_uuid.to_owned(), decision, loads));
+        self.log_placement("router", router_uuid, decision, loads);
         // Count the router at once so back-to-back placements see it.
         self.gauges[decision.shard].routers.fetch_add(1, Ordering::Relaxed);
         decision.shard
@@ -249,7 +263,7 @@ impl Engine {
             .lock()
             .expect("placements lock")
             .iter()
-            .map(|(router, p, inputs)| json!({ "routerId": router, "decision": p, "inputs": inputs }))
+            .map(|(what, router, p, inputs)| json!({ "object": what, "routerId": router, "decision": p, "inputs": inputs }))
             .collect();
         Ok(json!({ "shards": shards, "placementPolicy": self.inner.policy, "placements": placements }))
     }
