@@ -6,6 +6,7 @@
 //! - [`ortc`] and [`rtp_parameters`]: mediasoup's JSON shapes and its ORTC rules.
 //! - [`core`]: the sans-IO SFU of one shard (routers, transports, producers, consumers). Every
 //!   entry point takes `now`; it never reads a clock or touches a socket.
+//! - [`webrtc`]: DTLS (certificate, fingerprints, handshake, SRTP key export) and SRTP, sans-IO.
 //! - [`placement`]: where a new router goes, a pure function of measured shard load.
 //! - `api` (re-exported at the crate root): the embedded API (Engine, Worker, Router, ...):
 //!   cheap `Send + Sync` handles whose calls become commands on the owning shard's control ring
@@ -18,6 +19,7 @@ pub mod ortc;
 pub mod placement;
 pub mod rtp;
 pub mod rtp_parameters;
+pub mod webrtc;
 
 pub use api::*;
 pub use error::{Error, ErrorKind, Result};
