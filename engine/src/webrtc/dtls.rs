@@ -277,8 +277,13 @@ impl DtlsSession {
                         _ => {}
                     }
                 }
-                match self.state {
-                    DtlsState::Failed => Err(DtlsError::NotActive),
+                // The handshake completed but the peer or the profile was refused.
+                let failure = self.events.iter().rev().find_map(|event| match event {
+                    DtlsEvent::Failed(failure) => Some(failure.clone()),
+                    _ => None,
+                });
+                match failure {
+                    Some(failure) if self.state == DtlsState::Failed => Err(DtlsError::Failed(failure)),
                     _ => Ok(()),
                 }
             }
