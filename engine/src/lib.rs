@@ -6,7 +6,8 @@
 //! - [`ortc`] and [`rtp_parameters`]: mediasoup's JSON shapes and its ORTC rules.
 //! - [`core`]: the sans-IO SFU of one shard (routers, transports, producers, consumers). Every
 //!   entry point takes `now`; it never reads a clock or touches a socket.
-//! - [`webrtc`]: the WebRtcTransport layers (STUN / ICE-lite, RFC 4571 framing), sans-IO.
+//! - [`webrtc`]: the WebRtcTransport layers, sans-IO: STUN / ICE-lite, RFC 4571 framing, DTLS
+//!   (certificate, fingerprints, handshake, SRTP key export) and SRTP.
 //! - [`placement`]: where a new router goes, a pure function of measured shard load.
 //! - `api` (re-exported at the crate root): the embedded API (Engine, Worker, Router, ...):
 //!   cheap `Send + Sync` handles whose calls become commands on the owning shard's control ring
