@@ -20,6 +20,9 @@ use crate::core::{CloseReason, ObjectId};
 use crate::error::{Error, Result};
 use crate::placement::{place_router, place_transport, Placement, PlacementPolicy, ShardLoadView};
 
+/// One placement decision as `Engine::dump()` shows it: (what, router id, decision, inputs).
+type PlacementRecord = (&'static str, String, Placement, Vec<ShardLoadView>);
+
 /// Placement decisions kept for `Engine::dump()`.
 const MAX_PLACEMENTS_LOGGED: usize = 64;
 /// How many times a full control ring is retried (with a short sleep) before giving up.
@@ -59,7 +62,7 @@ pub(crate) struct EngineInner {
     pub(crate) producers: Mutex<HashMap<(ObjectId, String), Arc<ProducerEntry>>>,
     policy: PlacementPolicy,
     /// The last `MAX_PLACEMENTS_LOGGED` decisions: (what, router id, decision, inputs).
-    placements: Mutex<Vec<(&'static str, String, Placement, Vec<ShardLoadView>)>>,
+    placements: Mutex<Vec<PlacementRecord>>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
 }
 
