@@ -64,12 +64,13 @@ fn base_config() -> Config {
     }
 }
 
+/// The engine as users get it: default placement (a room stays on its home shard while it fits,
+/// routers go to the least loaded shard), one shard per core.
 fn engine(shards: usize) -> Engine {
     Engine::start(EngineOptions {
         shards,
         pin: true,
-        // Spread every room over all shards from its first transport.
-        placement: PlacementPolicy { spread_consumers: 0, ..PlacementPolicy::default() },
+        placement: PlacementPolicy::default(),
         ..EngineOptions::default()
     })
     .expect("engine")
@@ -156,14 +157,19 @@ fn big_room(engine: &Engine, n: usize, sink: &UdpSocket) -> Vec<(SocketAddr, u32
 }
 
 /// Sends RTP to every target in turn, as fast as it can, from one socket.
+/// `rate_pps`: paced input (None = as fast as the sender can). A big room needs few input
+/// packets to saturate every shard, and pacing keeps the sender off the cores the shards use.
 fn sender(
     targets: Vec<(SocketAddr, u32)>,
     stop: Arc<AtomicBool>,
     sock: UdpSocket,
     cpu: usize,
+    rate_pps: Option<f64>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         shardsfu_benches::pin_current_thread(cpu);
+        let start = Instant::now();
+        let mut sent = 0u64;
         let mut packets = vec![vec![0u8; 12 + PAYLOAD_BYTES]; BATCH];
         let mut names: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
         let mut seqs = vec![0u16; targets.len()];
@@ -204,6 +210,13 @@ fn sender(
                 .collect();
             // SAFETY: every pointer above outlives the call.
             unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+            sent += BATCH as u64;
+            if let Some(rate) = rate_pps {
+                let due = Duration::from_secs_f64(sent as f64 / rate);
+                if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(ahead);
+                }
+            }
         }
     })
 }
@@ -213,10 +226,16 @@ struct Measure {
     busy: f64,
 }
 
-fn measure(engine: &Engine, targets: Vec<(SocketAddr, u32)>, sock: UdpSocket, cfg: &Config) -> Measure {
+fn measure(
+    engine: &Engine,
+    targets: Vec<(SocketAddr, u32)>,
+    sock: UdpSocket,
+    rate_pps: Option<f64>,
+    cfg: &Config,
+) -> Measure {
     let stop = Arc::new(AtomicBool::new(false));
     let last_core = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1;
-    let thread = sender(targets, stop.clone(), sock, last_core);
+    let thread = sender(targets, stop.clone(), sock, last_core, rate_pps);
     std::thread::sleep(cfg.warmup);
     let shards = engine.shard_count();
     let total = || (0..shards).map(|s| engine.net_load(s).tx_packets).sum::<u64>();
@@ -237,6 +256,7 @@ fn run_case(
     case: &str,
     consumers: usize,
     n: usize,
+    rate_pps: Option<f64>,
     cfg: &Config,
     build: impl Fn(&Engine, &UdpSocket) -> Vec<(SocketAddr, u32)>,
 ) {
@@ -245,7 +265,7 @@ fn run_case(
         let engine = engine(shards);
         let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
         let targets = build(&engine, &sock);
-        results.push(measure(&engine, targets, sock, cfg));
+        results.push(measure(&engine, targets, sock, rate_pps, cfg));
         if std::env::var_os("SCALING_DEBUG").is_some() {
             eprintln!("{case} shards={shards}: {}", block_on(engine.dump()).expect("dump")["shards"]);
         }
@@ -276,12 +296,14 @@ fn main() {
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let rooms = cfg.rooms;
     if rooms > 0 {
-        run_case("small_rooms", rooms * 4 * 3, n, &cfg, |engine, _| {
+        run_case("small_rooms", rooms * 4 * 3, n, None, &cfg, |engine, _| {
             (0..rooms).flat_map(|r| room(engine, 4, 10_000 + 10 * r as u32)).collect()
         });
     }
     for &consumers in &cfg.big {
         let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
-        run_case("big_room", consumers, n, &cfg, |engine, _| big_room(engine, consumers, &sink));
+        // Enough input for every shard to forward ~2M datagrams/s, far beyond what one does.
+        let rate = n as f64 * 2.0e6 / consumers as f64;
+        run_case("big_room", consumers, n, Some(rate), &cfg, |engine, _| big_room(engine, consumers, &sink));
     }
 }
