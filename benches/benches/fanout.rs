@@ -13,10 +13,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shardsfu_benches::{pin_current_thread, Blaster, RelayService, RELAY_CMD_BIND};
-use shardsfu_engine::rtp_parameters::{
-    MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
-};
+use shardsfu_benches::{pin_current_thread, vp8_capability, vp8_parameters, Blaster, RelayService, RELAY_CMD_BIND};
+use shardsfu_engine::rtp_parameters::MediaKind;
 use shardsfu_engine::{
     block_on, ConsumerOptions, Engine, EngineOptions, PlainTransportConnect, PlainTransportOptions, ProducerOptions,
     RouterOptions, TransportListenInfo, WorkerSettings,
@@ -58,15 +56,7 @@ fn measure(tx_packets: impl Fn() -> u64, cfg: &Config) -> f64 {
 fn engine_run(n: usize, sink: SocketAddr, cfg: &Config) -> f64 {
     let engine = Engine::start(EngineOptions { shards: 1, pin: true, ..EngineOptions::default() }).expect("engine");
     let worker = block_on(engine.create_worker(WorkerSettings::default())).expect("worker");
-    let vp8 = RtpCodecCapability {
-        kind: MediaKind::Video,
-        mime_type: "video/VP8".into(),
-        preferred_payload_type: None,
-        clock_rate: 90000,
-        channels: None,
-        parameters: None,
-        rtcp_feedback: None,
-    };
+    let vp8 = vp8_capability();
     let router = block_on(worker.create_router(RouterOptions { media_codecs: vec![vp8], ..Default::default() }))
         .expect("router");
     let ingest = block_on(router.create_plain_transport(PlainTransportOptions {
@@ -74,22 +64,8 @@ fn engine_run(n: usize, sink: SocketAddr, cfg: &Config) -> f64 {
         ..PlainTransportOptions::new(TransportListenInfo::udp("127.0.0.1"))
     }))
     .expect("ingest");
-    let producer = block_on(ingest.produce(ProducerOptions::new(
-        MediaKind::Video,
-        RtpParameters {
-            codecs: vec![RtpCodecParameters {
-                mime_type: "video/VP8".into(),
-                payload_type: 96,
-                clock_rate: 90000,
-                channels: None,
-                parameters: None,
-                rtcp_feedback: Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("nack", Some("pli"))]),
-            }],
-            encodings: Some(vec![RtpEncodingParameters { ssrc: Some(SSRC), ..Default::default() }]),
-            ..Default::default()
-        },
-    )))
-    .expect("producer");
+    let producer =
+        block_on(ingest.produce(ProducerOptions::new(MediaKind::Video, vp8_parameters(SSRC)))).expect("producer");
     let mut keep = Vec::new();
     for _ in 0..n {
         let t =

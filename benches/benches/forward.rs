@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shardsfu_benches::{vp8_capability, vp8_parameters};
 use shardsfu_engine::core::{ConsumerSpec, NtpClock, PlainSpec, ProducerSpec, Shard, Sink};
 use shardsfu_engine::ortc;
-use shardsfu_engine::rtp_parameters::{
-    MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
-};
+use shardsfu_engine::rtp_parameters::MediaKind;
 use shardsfu_net::SocketId;
 
 struct CountingSink {
@@ -32,15 +31,7 @@ const SENDER: &str = "127.0.0.1:40000";
 /// A shard with one VP8 producer (NACK on) and `n` consumers on their own transports.
 fn shard_with_consumers(n: usize, now: Instant) -> Shard {
     let mut shard = Shard::new(now, NtpClock::new(now, SystemTime::now()));
-    let vp8 = RtpCodecCapability {
-        kind: MediaKind::Video,
-        mime_type: "video/VP8".into(),
-        preferred_payload_type: None,
-        clock_rate: 90000,
-        channels: None,
-        parameters: None,
-        rtcp_feedback: None,
-    };
+    let vp8 = vp8_capability();
     let caps = ortc::generate_router_rtp_capabilities(&[vp8]).expect("caps");
     shard.create_router(1).expect("router");
     let local: SocketAddr = "127.0.0.1:10000".parse().unwrap();
@@ -53,18 +44,7 @@ fn shard_with_consumers(n: usize, now: Instant) -> Shard {
         rtcp_mux: true,
     };
     shard.create_plain_transport(now, 1, 2, plain(INGEST.0, true)).expect("ingest");
-    let mut params = RtpParameters {
-        codecs: vec![RtpCodecParameters {
-            mime_type: "video/VP8".into(),
-            payload_type: 96,
-            clock_rate: 90000,
-            channels: None,
-            parameters: None,
-            rtcp_feedback: Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("nack", Some("pli"))]),
-        }],
-        encodings: Some(vec![RtpEncodingParameters { ssrc: Some(1111), ..Default::default() }]),
-        ..Default::default()
-    };
+    let mut params = vp8_parameters(1111);
     ortc::validate_rtp_parameters(&mut params).expect("valid");
     let mapping = ortc::get_producer_rtp_parameters_mapping(&mut params, &caps, 5000).expect("mapping");
     let consumable =

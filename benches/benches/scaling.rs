@@ -19,10 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use shardsfu_benches::{vp8_capability, vp8_parameters};
 use shardsfu_engine::placement::PlacementPolicy;
-use shardsfu_engine::rtp_parameters::{
-    MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
-};
+use shardsfu_engine::rtp_parameters::MediaKind;
 use shardsfu_engine::{
     block_on, ConsumerOptions, Engine, EngineOptions, PlainTransport, PlainTransportOptions, ProducerOptions, Router,
     RouterOptions, TransportListenInfo, WorkerSettings,
@@ -78,15 +77,7 @@ fn engine(shards: usize) -> Engine {
 
 fn router(engine: &Engine) -> Router {
     let worker = block_on(engine.create_worker(WorkerSettings::default())).expect("worker");
-    let vp8 = RtpCodecCapability {
-        kind: MediaKind::Video,
-        mime_type: "video/VP8".into(),
-        preferred_payload_type: None,
-        clock_rate: 90000,
-        channels: None,
-        parameters: None,
-        rtcp_feedback: None,
-    };
+    let vp8 = vp8_capability();
     block_on(worker.create_router(RouterOptions { media_codecs: vec![vp8], ..Default::default() })).expect("router")
 }
 
@@ -98,21 +89,6 @@ fn comedia(router: &Router) -> PlainTransport {
     .expect("transport")
 }
 
-fn vp8(ssrc: u32) -> RtpParameters {
-    RtpParameters {
-        codecs: vec![RtpCodecParameters {
-            mime_type: "video/VP8".into(),
-            payload_type: 96,
-            clock_rate: 90000,
-            channels: None,
-            parameters: None,
-            rtcp_feedback: Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("nack", Some("pli"))]),
-        }],
-        encodings: Some(vec![RtpEncodingParameters { ssrc: Some(ssrc), ..Default::default() }]),
-        ..Default::default()
-    }
-}
-
 /// One room: `peers` comedia transports, each producing and consuming every other peer. The
 /// consumers send back to the sender's socket, which never reads them (a sink).
 fn room(engine: &Engine, peers: usize, first_ssrc: u32) -> Vec<(SocketAddr, u32)> {
@@ -122,7 +98,8 @@ fn room(engine: &Engine, peers: usize, first_ssrc: u32) -> Vec<(SocketAddr, u32)
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            block_on(t.produce(ProducerOptions::new(MediaKind::Video, vp8(first_ssrc + i as u32)))).expect("produce")
+            block_on(t.produce(ProducerOptions::new(MediaKind::Video, vp8_parameters(first_ssrc + i as u32))))
+                .expect("produce")
         })
         .collect();
     for (i, t) in transports.iter().enumerate() {
@@ -139,7 +116,8 @@ fn room(engine: &Engine, peers: usize, first_ssrc: u32) -> Vec<(SocketAddr, u32)
 fn big_room(engine: &Engine, n: usize, sink: &UdpSocket) -> Vec<(SocketAddr, u32)> {
     let router = router(engine);
     let ingest = comedia(&router);
-    let producer = block_on(ingest.produce(ProducerOptions::new(MediaKind::Video, vp8(5000)))).expect("produce");
+    let producer =
+        block_on(ingest.produce(ProducerOptions::new(MediaKind::Video, vp8_parameters(5000)))).expect("produce");
     for _ in 0..n {
         let t =
             block_on(router.create_plain_transport(PlainTransportOptions::new(TransportListenInfo::udp("127.0.0.1"))))

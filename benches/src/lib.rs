@@ -7,7 +7,39 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use shardsfu_engine::rtp_parameters::{
+    MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
+};
 use shardsfu_net::{Io, ShardService, SocketId};
+
+/// The router codec every bench uses: VP8.
+pub fn vp8_capability() -> RtpCodecCapability {
+    RtpCodecCapability {
+        kind: MediaKind::Video,
+        mime_type: "video/VP8".into(),
+        preferred_payload_type: None,
+        clock_rate: 90000,
+        channels: None,
+        parameters: None,
+        rtcp_feedback: None,
+    }
+}
+
+/// What the benches' senders produce: VP8 on payload type 96 with NACK and PLI, one SSRC.
+pub fn vp8_parameters(ssrc: u32) -> RtpParameters {
+    RtpParameters {
+        codecs: vec![RtpCodecParameters {
+            mime_type: "video/VP8".into(),
+            payload_type: 96,
+            clock_rate: 90000,
+            channels: None,
+            parameters: None,
+            rtcp_feedback: Some(vec![RtcpFeedback::new("nack", None), RtcpFeedback::new("nack", Some("pli"))]),
+        }],
+        encodings: Some(vec![RtpEncodingParameters { ssrc: Some(ssrc), ..Default::default() }]),
+        ..Default::default()
+    }
+}
 
 /// Pin the calling thread to one CPU (best effort; benches only).
 pub fn pin_current_thread(cpu: usize) {
