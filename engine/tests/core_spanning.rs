@@ -493,7 +493,7 @@ fn records_that_do_not_fit_are_counted_and_change_nothing() {
     }
 }
 
-// ---- known engine bugs (ignored until fixed) -------------------------------------------------
+// ---- regressions: mirrors addressed by id ---------------------------------------------------
 //
 // Both come from one cause: `Shard::handle_shard_record` finds the mirror named by the record's
 // head only to pick its link transport, then runs the packet through that transport's RTP
@@ -504,7 +504,6 @@ fn records_that_do_not_fit_are_counted_and_change_nothing() {
 /// browser's first m-section is): legal on A, since MIDs and SSRCs are per transport; a router
 /// spanning to B needs a mirror of both on B's one link transport for (router, A).
 #[test]
-#[ignore = "engine bug: mirrors of one origin share a link transport, so equal MIDs (or SSRCs) collide"]
 fn mirrors_of_producers_with_the_same_mid_on_one_shard() {
     let mut mesh = Mesh::new(2);
     mesh.router(A, ROUTER);
@@ -526,7 +525,6 @@ fn mirrors_of_producers_with_the_same_mid_on_one_shard() {
 /// first packets; senders stop sending MID once they get RTCP). A consumer on B that joins
 /// after that: B's mirror starts without the SSRC, and later packets carry no MID to learn it.
 #[test]
-#[ignore = "engine bug: a mirror created after its origin learned the SSRC from MID never learns it"]
 fn late_mirror_of_a_producer_whose_ssrc_was_learned_from_its_mid() {
     let mut mesh = Mesh::new(2);
     mesh.router(A, ROUTER);

@@ -44,6 +44,10 @@ pub(crate) enum Command {
     CreateRouter {
         id: ObjectId,
     },
+    /// The router's part on this shard, created unless it exists (a router spanning shards).
+    EnsureRouter {
+        id: ObjectId,
+    },
     CloseRouter {
         id: ObjectId,
         reason: Option<CloseReason>,
@@ -261,6 +265,10 @@ impl ShardAdapter {
         let shard = &mut self.shard;
         match cmd {
             Command::CreateRouter { id } => shard.create_router(id).map(|_| Response::Unit),
+            Command::EnsureRouter { id } => match shard.kind_of(id) {
+                Some(crate::core::ObjectKind::Router) => Ok(Response::Unit),
+                _ => shard.create_router(id).map(|_| Response::Unit),
+            },
             Command::CloseRouter { id, reason } => shard.close_router(id, reason).map(|_| Response::Unit),
             Command::CreatePlainTransport { router, id, listen } => {
                 if self.shard.kind_of(router).is_none() {

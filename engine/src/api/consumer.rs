@@ -91,12 +91,11 @@ async fn ensure_mirror(
     router: ObjectId,
     shard: usize,
 ) -> Result<()> {
-    {
-        let mut mirrors = producer.mirrors.lock().expect("mirrors lock");
-        if mirrors.contains(&shard) {
-            return Ok(());
-        }
-        mirrors.push(shard);
+    // Both steps are idempotent on the shards, so callers racing here may all run them; the
+    // shard is listed only once they succeeded, and a caller never returns before its own
+    // requests (queued ahead of its consume) were applied.
+    if producer.mirrors.lock().expect("mirrors lock").contains(&shard) {
+        return Ok(());
     }
     let mut spec = producer.spec.clone();
     spec.paused = producer.shared.paused.load(Ordering::Acquire);
@@ -120,10 +119,10 @@ async fn ensure_mirror(
         }
         Err(e) => Err(e),
     };
-    if let Err(e) = subscribed {
-        producer.mirrors.lock().expect("mirrors lock").retain(|&s| s != shard);
-        engine.tell(shard, Command::CloseProducer { id: producer.oid });
-        return Err(e);
+    subscribed?;
+    let mut mirrors = producer.mirrors.lock().expect("mirrors lock");
+    if !mirrors.contains(&shard) {
+        mirrors.push(shard);
     }
     Ok(())
 }
@@ -144,7 +143,7 @@ impl Consumer {
                 None => return Err(Error::other(format!("Producer with id \"{}\" not found", options.producer_id))),
             }
         };
-        if producer.r#type != ProducerType::Simple && !options.pipe {
+        if producer.r#type != ProducerType::Simple {
             return Err(Error::unsupported("simulcast and SVC consumers are not supported yet"));
         }
         let mut caps = options.rtp_capabilities.clone();

@@ -21,6 +21,7 @@ pub enum EventArg<'e> {
 }
 
 type Handler = Box<dyn Fn(&EventArg<'_>) + Send + Sync>;
+type SharedHandler = Arc<dyn Fn(&EventArg<'_>) + Send + Sync>;
 
 /// Identifies a registered handler, for removal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,7 +38,7 @@ pub(crate) struct ObjectShared {
     pub producer_paused: AtomicBool,
     /// Remote RTP and RTCP addresses learned by a comedia transport.
     pub remote: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
-    handlers: Mutex<Vec<(HandlerId, &'static str, Handler)>>,
+    handlers: Mutex<Vec<(HandlerId, &'static str, SharedHandler)>>,
 }
 
 impl ObjectShared {
@@ -55,7 +56,7 @@ impl ObjectShared {
 
     pub fn on(&self, event: &'static str, f: Handler) -> HandlerId {
         let id = HandlerId(NEXT_HANDLER.fetch_add(1, Ordering::Relaxed));
-        self.handlers.lock().expect("handlers lock").push((id, event, f));
+        self.handlers.lock().expect("handlers lock").push((id, event, Arc::from(f)));
         id
     }
 
@@ -63,12 +64,15 @@ impl ObjectShared {
         self.handlers.lock().expect("handlers lock").retain(|(h, _, _)| *h != id);
     }
 
+    /// Call the handlers of `event`, outside the lock: a handler may register or remove
+    /// handlers of the same object.
     pub fn emit(&self, event: &str, arg: &EventArg<'_>) {
-        let handlers = self.handlers.lock().expect("handlers lock");
-        for (_, name, f) in handlers.iter() {
-            if *name == event {
-                f(arg);
-            }
+        let matching: Vec<SharedHandler> = {
+            let handlers = self.handlers.lock().expect("handlers lock");
+            handlers.iter().filter(|(_, name, _)| *name == event).map(|(_, _, f)| f.clone()).collect()
+        };
+        for f in matching {
+            f(arg);
         }
     }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::command::Command;
 use super::consumer::{Consumer, ConsumerInner, ConsumerType};
 use super::dispatch::ObjectShared;
-use super::producer::{ssrc_from, Producer, Registration};
+use super::producer::{ssrc_from, Producer, ProducerType, Registration};
 use super::router::Router;
 use crate::core::{MirrorOf, ProducerSpec};
 use crate::error::{Error, Result};
@@ -70,6 +70,9 @@ impl Router {
             .cloned()
             .ok_or_else(|| Error::type_error(format!("no Producer found for id \"{}\"", options.producer_id)))?;
 
+        if source.r#type != ProducerType::Simple {
+            return Err(Error::unsupported("piping simulcast and SVC producers is not supported yet"));
+        }
         // The pipe consumer: mediasoup's pipe parameters (the source's consumable encodings).
         let consumer_uuid = uuid::Uuid::new_v4();
         let consumer_params = ortc::get_pipe_consumer_rtp_parameters(

@@ -99,7 +99,8 @@ impl Router {
     async fn transport_shard(&self) -> Result<usize> {
         let shard = self.inner.engine.place_transport(&self.inner.id, self.inner.shard)?;
         if !self.inner.shards.lock().expect("shards lock").contains(&shard) {
-            self.inner.engine.request(shard, Command::CreateRouter { id: self.inner.oid }).await?;
+            // Idempotent: two transports placed here at once both ask for it.
+            self.inner.engine.request(shard, Command::EnsureRouter { id: self.inner.oid }).await?;
             let mut shards = self.inner.shards.lock().expect("shards lock");
             if !shards.contains(&shard) {
                 shards.push(shard);

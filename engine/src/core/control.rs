@@ -217,15 +217,18 @@ impl Shard {
             return Err(Error::type_error("encodings and their mapping do not match"));
         }
         let t = self.transports.get(tkey).expect("key from ids");
+        // Mirrors are addressed by id (see `span.rs`), never through a listener: producers of
+        // different transports on the origin may share SSRCs or MIDs.
+        let listened = !matches!(t.kind, TransportKind::Link { .. });
         // Every SSRC must be new on this transport.
-        for e in encodings {
+        for e in encodings.iter().filter(|_| listened) {
             for ssrc in e.ssrc.iter().chain(e.rtx.as_ref().map(|r| &r.ssrc)) {
                 if t.ssrc_table.contains_key(ssrc) {
                     return Err(Error::type_error(format!("ssrc {ssrc} already exists in this transport")));
                 }
             }
         }
-        let mid = params.mid.clone().filter(|m| !m.is_empty());
+        let mid = params.mid.clone().filter(|m| listened && !m.is_empty());
         if let Some(mid) = &mid {
             if t.mid_table.iter().any(|(m, _)| m == mid) {
                 return Err(Error::type_error(format!("mid '{mid}' already exists in this transport")));
@@ -321,7 +324,7 @@ impl Shard {
             packets: 0,
             bytes: 0,
         });
-        for (i, e) in encodings.iter().enumerate() {
+        for (i, e) in encodings.iter().enumerate().filter(|_| listened) {
             if let Some(ssrc) = e.ssrc {
                 t.ssrc_table.insert(ssrc, StreamRef { producer: pkey, stream: i as u16, rtx: false });
             }
@@ -419,7 +422,7 @@ impl Shard {
             key_frame: if kind == MediaKind::Video { key_frame } else { KeyFrameCodec::Unsupported },
             sync_required: true,
             seq: SeqManager::new(ssrc as u16),
-            seq_map: Box::new([(0, 0); SEQ_MAP_SIZE]),
+            seq_map: Box::new([None; SEQ_MAP_SIZE]),
             send: SendStats::new(media.clock_rate),
             packets: 0,
             bytes: 0,
@@ -432,9 +435,9 @@ impl Shard {
         });
         let t = self.transports.get_mut(tkey).expect("key from ids");
         t.consumers.push(ckey);
-        t.consumer_ssrcs.insert(ssrc, ckey);
+        t.consumer_ssrcs.insert(ssrc, (ckey, false));
         if let Some(r) = rtx {
-            t.consumer_ssrcs.insert(r.ssrc, ckey);
+            t.consumer_ssrcs.insert(r.ssrc, (ckey, true));
         }
         self.routers.get_mut(router).expect("router").fanout.entry(pkey).or_default().push(ckey);
         self.ids.insert(id, (ObjectKind::Consumer, ckey));
@@ -445,25 +448,26 @@ impl Shard {
     }
 
     pub fn pause_producer(&mut self, id: ObjectId) -> Result<()> {
-        self.set_producer_paused(id, true)
+        self.set_producer_paused(id, true).map(|_| ())
     }
 
     pub fn resume_producer(&mut self, now: Instant, id: ObjectId) -> Result<()> {
-        self.set_producer_paused(id, false)?;
+        let changed = self.set_producer_paused(id, false)?;
         let pkey = self.key(id, ObjectKind::Producer).expect("checked");
-        if self.producers.get(pkey).map(|p| p.kind) == Some(MediaKind::Video) {
+        if changed && self.producers.get(pkey).map(|p| p.kind) == Some(MediaKind::Video) {
             self.request_key_frame_for(now, pkey);
         }
         Ok(())
     }
 
-    fn set_producer_paused(&mut self, id: ObjectId, paused: bool) -> Result<()> {
+    /// Whether the state changed.
+    fn set_producer_paused(&mut self, id: ObjectId, paused: bool) -> Result<bool> {
         let pkey = self
             .key(id, ObjectKind::Producer)
             .ok_or_else(|| Error::invalid_state(format!("producer {id} not found or closed")))?;
         let p = self.producers.get_mut(pkey).expect("key from ids");
         if p.paused == paused {
-            return Ok(());
+            return Ok(false);
         }
         p.paused = paused;
         for &(shard, mirror) in &p.subscribers {
@@ -487,7 +491,7 @@ impl Shard {
                 Event::ProducerResumed { consumer: c.id }
             });
         }
-        Ok(())
+        Ok(true)
     }
 
     pub fn pause_consumer(&mut self, id: ObjectId) -> Result<()> {
@@ -651,7 +655,7 @@ impl Shard {
         }
         if let Some(t) = self.transports.get_mut(c.transport) {
             t.consumers.retain(|&k| k != ckey);
-            t.consumer_ssrcs.retain(|_, k| *k != ckey);
+            t.consumer_ssrcs.retain(|_, (k, _)| *k != ckey);
         }
         self.ids.remove(&c.id);
         if let Some(reason) = reason {

@@ -126,7 +126,7 @@ impl Shard {
                     consumers: t.consumers.iter().map(|&c| cid(c)).collect(),
                     ssrc_table: t.ssrc_table.iter().map(|(&s, r)| (s, pid(r.producer))).collect(),
                     mid_table: t.mid_table.iter().map(|(m, p)| (m.clone(), pid(*p))).collect(),
-                    consumer_ssrcs: t.consumer_ssrcs.iter().map(|(&s, &c)| (s, cid(c))).collect(),
+                    consumer_ssrcs: t.consumer_ssrcs.iter().map(|(&s, &(c, _))| (s, cid(c))).collect(),
                     local,
                     remote,
                     local_rtcp,

@@ -74,6 +74,10 @@ impl Shard {
         let Some(sref) = self.transports.get(tkey).and_then(|t| t.ssrc_table.get(&ssrc)).copied() else {
             return;
         };
+        if sref.rtx {
+            // An SR about the RTX stream says nothing of the media stream's timing.
+            return;
+        }
         if let Some(s) = self.producers.get_mut(sref.producer).and_then(|p| p.streams.get_mut(usize::from(sref.stream)))
         {
             s.recv.on_sender_report(now, ntp);
@@ -81,7 +85,7 @@ impl Shard {
     }
 
     fn on_report_block(&mut self, now: Instant, tkey: u32, rb: &rtcp::ReportBlock) {
-        let Some(&ckey) = self.transports.get(tkey).and_then(|t| t.consumer_ssrcs.get(&rb.ssrc)) else {
+        let Some(&(ckey, false)) = self.transports.get(tkey).and_then(|t| t.consumer_ssrcs.get(&rb.ssrc)) else {
             return;
         };
         let ntp = self.clock.ntp(now);
@@ -93,7 +97,7 @@ impl Shard {
     }
 
     fn on_key_frame_request(&mut self, now: Instant, tkey: u32, media_ssrc: u32, fir: bool) {
-        let Some(&ckey) = self.transports.get(tkey).and_then(|t| t.consumer_ssrcs.get(&media_ssrc)) else {
+        let Some(&(ckey, false)) = self.transports.get(tkey).and_then(|t| t.consumer_ssrcs.get(&media_ssrc)) else {
             return;
         };
         let Some(c) = self.consumers.get_mut(ckey) else { return };
@@ -187,10 +191,10 @@ impl Shard {
     fn retransmit<'a>(&mut self, now: Instant, tkey: u32, media_ssrc: u32, out_seq: u16, out: &mut impl Sink<'a>) {
         let Shard { transports, consumers, producers, scratch, events, .. } = self;
         let Some(t) = transports.get_mut(tkey) else { return };
-        let Some(&ckey) = t.consumer_ssrcs.get(&media_ssrc) else { return };
+        let Some(&(ckey, false)) = t.consumer_ssrcs.get(&media_ssrc) else { return };
         let Some(c) = consumers.get_mut(ckey) else { return };
         c.nacks_in += 1;
-        let (mapped_out, in_seq) = c.seq_map[usize::from(out_seq) & (SEQ_MAP_SIZE - 1)];
+        let Some((mapped_out, in_seq)) = c.seq_map[usize::from(out_seq) & (SEQ_MAP_SIZE - 1)] else { return };
         if mapped_out != out_seq || !c.active() {
             return;
         }

@@ -86,7 +86,7 @@ impl Shard {
             }
         }
         match kind {
-            PacketKind::Rtp => self.handle_rtp(now, tkey, data, out),
+            PacketKind::Rtp => self.handle_rtp(now, tkey, None, data, out),
             PacketKind::Rtcp => self.handle_rtcp(now, tkey, data, out),
             _ => self.drops.count(DropReason::UnknownProtocol),
         }
@@ -107,8 +107,20 @@ impl Shard {
         if !matches!(self.transports.get(tkey).map(|t| &t.kind), Some(TransportKind::Direct)) {
             return Err(crate::Error::invalid_state("producer is not on a DirectTransport"));
         }
-        self.handle_rtp(now, tkey, data, out);
+        self.handle_rtp(now, tkey, None, data, out);
         Ok(())
+    }
+
+    /// The stream of mirror `pkey` a forwarded packet belongs to: by SSRC, learning it when the
+    /// origin learned it from MID/RID (the only case a mirror's stream has no SSRC yet).
+    fn mirror_stream(&mut self, pkey: u32, hdr: &RtpHeader) -> Option<StreamRef> {
+        let p = self.producers.get_mut(pkey)?;
+        if let Some(i) = p.streams.iter().position(|s| s.ssrc == Some(hdr.ssrc)) {
+            return Some(StreamRef { producer: pkey, stream: i as u16, rtx: false });
+        }
+        let i = p.streams.iter().position(|s| s.ssrc.is_none())?;
+        p.streams[i].ssrc = Some(hdr.ssrc);
+        Some(StreamRef { producer: pkey, stream: i as u16, rtx: false })
     }
 
     /// RTP listener: SSRC first, then MID, then RID. Learns the SSRC on a MID/RID match.
@@ -147,7 +159,16 @@ impl Shard {
         Some(sref)
     }
 
-    pub(super) fn handle_rtp<'a>(&mut self, now: Instant, tkey: u32, data: &'a mut [u8], out: &mut impl Sink<'a>) {
+    /// One RTP packet on transport `tkey`, for the producer its listener finds or, for a record
+    /// from another shard, for the mirror `mirror` the record names.
+    pub(super) fn handle_rtp<'a>(
+        &mut self,
+        now: Instant,
+        tkey: u32,
+        mirror: Option<u32>,
+        data: &'a mut [u8],
+        out: &mut impl Sink<'a>,
+    ) {
         let mut hdr = match parse_rtp(data) {
             Ok(h) => h,
             Err(_) => {
@@ -155,7 +176,11 @@ impl Shard {
                 return;
             }
         };
-        let Some(sref) = self.find_stream(tkey, &hdr, data) else {
+        let sref = match mirror {
+            Some(pkey) => self.mirror_stream(pkey, &hdr),
+            None => self.find_stream(tkey, &hdr, data),
+        };
+        let Some(sref) = sref else {
             self.drops.count(DropReason::ProducerNotFound);
             return;
         };
@@ -321,7 +346,7 @@ impl Shard {
                 drops.count(DropReason::MalformedRtp);
                 continue;
             };
-            c.seq_map[usize::from(out_seq) & (SEQ_MAP_SIZE - 1)] = (out_seq, hdr.sequence_number);
+            c.seq_map[usize::from(out_seq) & (SEQ_MAP_SIZE - 1)] = Some((out_seq, hdr.sequence_number));
             let size = n + body.len();
             // The SR's octet count is payload only (RFC 3550 6.4.1); `bytes` counts whole packets.
             c.send.on_packet_sent(now, hdr.timestamp, hdr.payload_len);

@@ -102,7 +102,8 @@ pub struct TransportState {
     pub rid_ext_id: u8,
     pub rrid_ext_id: u8,
     /// consumer SSRC (and RTX SSRC) -> consumer key, for RTCP feedback.
-    pub consumer_ssrcs: FastMap<u32, u32>,
+    /// (consumer key, is its RTX SSRC); feedback is only taken for media SSRCs.
+    pub consumer_ssrcs: FastMap<u32, (u32, bool)>,
     /// SSRC we use as RTCP sender for receiver reports.
     pub rtcp_ssrc: u32,
     pub next_rtcp: Instant,
@@ -243,7 +244,7 @@ pub struct ConsumerState {
     pub sync_required: bool,
     pub seq: SeqManager,
     /// out seq -> (out seq, in seq), for NACKs.
-    pub seq_map: Box<[(u16, u16); SEQ_MAP_SIZE]>,
+    pub seq_map: Box<[Option<(u16, u16)>; SEQ_MAP_SIZE]>,
     pub send: SendStats,
     pub packets: u64,
     pub bytes: u64,

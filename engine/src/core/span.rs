@@ -75,6 +75,14 @@ impl Shard {
     ) -> Result<()> {
         self.key(router, ObjectKind::Router)
             .ok_or_else(|| Error::invalid_state(format!("router {router} not found or closed")))?;
+        // Idempotent: concurrent consumers of the producer on this shard may all ask for it.
+        if let Some(pkey) = self.key(producer, ObjectKind::Producer) {
+            let p = self.producers.get(pkey).expect("key from ids");
+            if p.mirror_of == Some(mirror_of) {
+                return Ok(());
+            }
+            return Err(Error::type_error(format!("object id {producer} already exists")));
+        }
         let link = link_id(router, origin);
         if self.key(link, ObjectKind::Transport).is_none() {
             self.insert_transport(now, router, link, TransportKind::Link { origin })?;
@@ -179,9 +187,12 @@ impl Shard {
         }
         let (head, packet) = record.split_at_mut(RECORD_HEAD_BYTES);
         let mirror = ObjectId::from_be_bytes(head.try_into().expect("8 bytes"));
-        let tkey = self.key(mirror, ObjectKind::Producer).and_then(|p| self.producers.get(p)).map(|p| p.transport);
-        match tkey.and_then(|t| self.transports.get(t).map(|tr| (t, &tr.kind))) {
-            Some((t, TransportKind::Link { origin })) if *origin == from => self.handle_rtp(now, t, packet, out),
+        let pkey = self.key(mirror, ObjectKind::Producer);
+        let tkey = pkey.and_then(|p| self.producers.get(p)).map(|p| p.transport);
+        match (pkey, tkey.and_then(|t| self.transports.get(t).map(|tr| (t, &tr.kind)))) {
+            (Some(pkey), Some((t, TransportKind::Link { origin }))) if *origin == from => {
+                self.handle_rtp(now, t, Some(pkey), packet, out)
+            }
             _ => self.drops.count(super::DropReason::ProducerNotFound),
         }
     }

@@ -233,8 +233,12 @@ impl SendStats {
     pub fn on_packet_sent(&mut self, now: Instant, rtp_ts: u32, payload_len: usize) {
         self.packets += 1;
         self.octets += payload_len as u64;
-        self.last_rtp_ts = rtp_ts;
-        self.last_sent_at = Some(now);
+        // Only a newer timestamp moves the SR's RTP/NTP anchor: a late (reordered or repaired)
+        // packet sent now must not make the next SR's timestamp go backwards.
+        if self.last_sent_at.is_none() || (rtp_ts.wrapping_sub(self.last_rtp_ts) as i32) > 0 {
+            self.last_rtp_ts = rtp_ts;
+            self.last_sent_at = Some(now);
+        }
     }
 
     pub fn packets_sent(&self) -> u64 {
@@ -386,11 +390,13 @@ mod tests {
         let t0 = Instant::now();
         let mut s = SendStats::new(90_000);
         assert!(s.sender_info(t0, NtpTime::default(), 1).is_none());
-        s.on_packet_sent(t0, 1000, 500);
+        s.on_packet_sent(t0, u32::MAX - 200, 500);
         s.on_packet_sent(t0, u32::MAX - 100, 500);
+        // A late packet (older timestamp, sent later) does not move the anchor.
+        s.on_packet_sent(ms(t0, 50), u32::MAX - 150, 500);
         let si = s.sender_info(ms(t0, 100), NtpTime { sec: 5, frac: 6 }, 9).unwrap();
-        assert_eq!(si.rtp_ts, (u32::MAX - 100).wrapping_add(9000));
-        assert_eq!((si.packet_count, si.octet_count), (2, 1000));
+        assert_eq!(si.rtp_ts, (u32::MAX - 100).wrapping_add(9000), "extrapolated across the wrap");
+        assert_eq!((si.packet_count, si.octet_count), (3, 1500));
         assert_eq!((si.ntp_sec, si.ntp_frac, si.ssrc), (5, 6, 9));
     }
 
