@@ -107,6 +107,8 @@ impl Router {
 
         let (consumer_oid, producer_oid) = (engine.alloc_id(), engine.alloc_id());
         let to = target.inner.shard;
+        let producer_shared = ObjectShared::new(producer_oid, producer_id.clone(), paused);
+        engine.registry.insert(&producer_shared);
         engine
             .request(
                 to,
@@ -118,7 +120,8 @@ impl Router {
                     spec: Box::new(spec.clone()),
                 },
             )
-            .await?;
+            .await
+            .inspect_err(|_| engine.registry.remove(producer_oid))?;
         let consumer_shared = ObjectShared::new(consumer_oid, consumer_uuid.to_string(), false);
         consumer_shared.producer_paused.store(paused, Ordering::Release);
         engine.registry.insert(&consumer_shared);
@@ -137,6 +140,7 @@ impl Router {
             .await;
         if let Err(e) = linked {
             engine.registry.remove(consumer_oid);
+            engine.registry.remove(producer_oid);
             engine.tell(to, Command::CloseProducer { id: producer_oid });
             return Err(e);
         }
@@ -156,6 +160,7 @@ impl Router {
         };
         let pipe_producer = Producer::register(
             &engine,
+            producer_shared,
             Registration {
                 router: target.inner.oid,
                 shard: to,
@@ -168,7 +173,6 @@ impl Router {
                 spec,
                 rtp_mapping,
                 consumable_rtp_parameters,
-                paused,
                 app_data: Value::Object(Default::default()),
             },
         );

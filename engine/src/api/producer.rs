@@ -81,7 +81,6 @@ pub(crate) struct Registration {
     pub spec: ProducerSpec,
     pub rtp_mapping: RtpMapping,
     pub consumable_rtp_parameters: RtpParameters,
-    pub paused: bool,
     pub app_data: Value,
 }
 
@@ -166,14 +165,22 @@ impl Producer {
             paused: options.paused,
             key_frame_request_delay_ms: options.key_frame_request_delay,
         };
-        engine
+        // Known to the dispatcher before the shard creates it, so no close event can miss it.
+        let shared = ObjectShared::new(oid, id.clone(), options.paused);
+        engine.registry.insert(&shared);
+        if let Err(e) = engine
             .request(
                 transport.inner.shard,
                 Command::Produce { transport: transport.inner.oid, id: oid, spec: Box::new(spec.clone()) },
             )
-            .await?;
+            .await
+        {
+            engine.registry.remove(oid);
+            return Err(e);
+        }
         Ok(Producer::register(
             &engine,
+            shared,
             Registration {
                 router: transport.inner.router.oid,
                 shard: transport.inner.shard,
@@ -186,16 +193,24 @@ impl Producer {
                 spec,
                 rtp_mapping,
                 consumable_rtp_parameters,
-                paused: options.paused,
                 app_data: options.app_data,
             },
         ))
     }
 
-    /// Make the handle and the engine's ORTC entry of a producer the shard has created.
-    pub(crate) fn register(engine: &Arc<EngineInner>, r: Registration) -> Producer {
-        let shared = ObjectShared::new(r.oid, r.id.clone(), r.paused);
-        engine.registry.insert(&shared);
+    /// Make the handle and the engine's ORTC entry of a producer the shard has created; `shared`
+    /// is already in the registry.
+    pub(crate) fn register(engine: &Arc<EngineInner>, shared: Arc<ObjectShared>, r: Registration) -> Producer {
+        // Forget the ORTC entry once the producer closes, whichever way.
+        let (eng, key) = (Arc::downgrade(engine), (r.router, r.id.clone()));
+        shared.on(
+            "@close",
+            Box::new(move |_: &EventArg<'_>| {
+                if let Some(e) = eng.upgrade() {
+                    e.producers.lock().expect("producers lock").remove(&key);
+                }
+            }),
+        );
         engine.producers.lock().expect("producers lock").insert(
             (r.router, r.id.clone()),
             Arc::new(ProducerEntry {
@@ -209,16 +224,10 @@ impl Producer {
                 shared: shared.clone(),
             }),
         );
-        // Forget the ORTC entry once the producer closes, whichever way.
-        let (eng, key) = (Arc::downgrade(engine), (r.router, r.id.clone()));
-        shared.on(
-            "@close",
-            Box::new(move |_: &EventArg<'_>| {
-                if let Some(e) = eng.upgrade() {
-                    e.producers.lock().expect("producers lock").remove(&key);
-                }
-            }),
-        );
+        // Closed (by a cascade) before the handler above was in place: forget it now.
+        if shared.is_closed() {
+            engine.producers.lock().expect("producers lock").remove(&(r.router, r.id.clone()));
+        }
         Producer {
             inner: Arc::new(ProducerInner {
                 engine: engine.clone(),

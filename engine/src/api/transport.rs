@@ -189,6 +189,10 @@ impl Transport {
         let id = uuid::Uuid::new_v4().to_string();
         let shared = ObjectShared::new(oid, id.clone(), false);
         router.inner.engine.registry.insert(&shared);
+        // The router closed while the shard created us: its cascade may have passed us by.
+        if router.closed() {
+            shared.mark_closed();
+        }
         Transport {
             inner: Arc::new(TransportInner {
                 engine: router.inner.engine.clone(),
