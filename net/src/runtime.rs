@@ -57,7 +57,9 @@ pub struct ShardInfo {
 /// Measured by the shard itself and published once per ~100 ms window, for placement.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ShardLoad {
-    /// Share of wall time over the last window spent not parked or spinning idle, 0..1.
+    /// Share of wall time over the last window spent on data work (datagrams in and out,
+    /// inter-shard media, timers), 0..1. Control commands are not counted: they are bursts at
+    /// setup, not load.
     pub busy_fraction: f32,
     pub rx_pps: u64,
     pub tx_pps: u64,

@@ -355,12 +355,15 @@ impl<S: ShardService> Shard<S> {
         while !me.stop.load(Ordering::Acquire) {
             let now = Instant::now();
             meter.mark = now;
-            let mut work = self.drain_commands(now, &mut service, first_ring);
+            let commands = self.drain_commands(now, &mut service, first_ring);
             first_ring = (first_ring + 1) % self.inbound.len();
-            if work > 0 {
+            if commands > 0 {
                 self.flush_tx(now, &mut service);
+                // Control work is not load: a burst of joins must not look like a hot shard to
+                // placement. Only the data work below is measured as busy time.
+                meter.mark = Instant::now();
             }
-            work += self.drain_media(now, &mut service, first_media);
+            let mut work = self.drain_media(now, &mut service, first_media);
             first_media = (first_media + 1) % self.media_in.len().max(1);
             work += self.receive(now, &mut service, &mut rx, &mut events, &me, &mut meter);
             if service.poll_timeout().is_some_and(|t| t <= now) {
@@ -371,6 +374,8 @@ impl<S: ShardService> Shard<S> {
 
             if work > 0 {
                 meter.account(Instant::now());
+            }
+            if work + commands > 0 {
                 idle_since = None;
             } else {
                 let idle = *idle_since.get_or_insert(now);
