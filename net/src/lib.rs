@@ -62,9 +62,12 @@
 //! also holds an eventfd. A producer (`ShardHandle::submit`, `Io::send_to_shard`, a media batch
 //! push) pushes, fences (SeqCst), then loads `parked` and writes the eventfd if set. This is Dekker's pattern: either
 //! the shard's re-check sees the pushed item, or the producer sees `parked` and wakes it. Socket
-//! readiness wakes the same epoll. The blocking `epoll_wait` runs via glommio's `spawn_blocking`
-//! because glommio 0.9 offers no public way to await a foreign fd, and blocking the executor
-//! thread directly would stall its reactor.
+//! readiness wakes the same epoll. The shard blocks its own thread in that `epoll_wait`: glommio
+//! 0.9 offers no public way to await a foreign fd, and the shard loop is the only task on its
+//! executor and does its I/O with plain syscalls, so nothing else waits on glommio's reactor
+//! meanwhile. (Handing the wait to glommio's blocking-thread pool cost two thread hops per
+//! park, more CPU than forwarding at partial load.) glommio still provides the pinned executor
+//! per core and its cooperative scheduling (`yield_if_needed`) when the loop is busy.
 //!
 //! # Why not glommio's `UdpSocket`
 //!
