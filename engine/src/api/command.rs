@@ -304,8 +304,9 @@ impl ShardAdapter {
             Command::Produce { transport, id, spec } => {
                 shard.produce(now, transport, id, *spec).map(|_| Response::Unit)
             }
+            // The reply carries the new consumer's state: `producerPaused` as the shard applied it.
             Command::Consume { transport, id, spec } => {
-                shard.consume(now, transport, id, *spec).map(|_| Response::Unit)
+                shard.consume(now, transport, id, *spec).and_then(|_| shard.snapshot(id)).map(Response::Snapshot)
             }
             Command::PauseProducer { id } => shard.pause_producer(id).map(|_| Response::Unit),
             Command::ResumeProducer { id } => shard.resume_producer(now, id).map(|_| Response::Unit),

@@ -172,15 +172,22 @@ impl Consumer {
         shared.producer_paused.store(producer.shared.paused.load(Ordering::Acquire), Ordering::Release);
         // Registered before the command so that no event of the new consumer is missed.
         engine.registry.insert(&shared);
-        if let Err(e) = engine
+        match engine
             .request(
                 transport.inner.shard,
                 Command::Consume { transport: transport.inner.oid, id: oid, spec: Box::new(spec) },
             )
             .await
         {
-            engine.registry.remove(oid);
-            return Err(e);
+            // The producer may have paused or resumed since we read it above.
+            Ok(Response::Snapshot(Snapshot::Consumer(c))) => {
+                shared.producer_paused.store(c.producer_paused, Ordering::Release)
+            }
+            Ok(_) => {}
+            Err(e) => {
+                engine.registry.remove(oid);
+                return Err(e);
+            }
         }
         Ok(Consumer {
             inner: Arc::new(ConsumerInner {
