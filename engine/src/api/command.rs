@@ -448,7 +448,6 @@ impl ShardService for ShardAdapter {
     }
 
     fn on_stop(&mut self, _now: Instant, io: &mut Io<'_, Envelope>) {
-        let _ = self.index;
         for s in self.shard.take_released_sockets() {
             io.close_udp(s);
         }

@@ -158,8 +158,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(now: Instant, clock: NtpClock) -> Self {
-        let _ = now;
+    pub fn new(_now: Instant, clock: NtpClock) -> Self {
         Shard {
             routers: Slab::default(),
             transports: Slab::default(),

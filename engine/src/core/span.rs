@@ -143,7 +143,7 @@ impl Shard {
     }
 
     /// A control message from shard `from`.
-    pub fn handle_shard_command(&mut self, now: Instant, from: usize, cmd: ShardCommand) {
+    pub fn handle_shard_command(&mut self, now: Instant, _from: usize, cmd: ShardCommand) {
         match cmd {
             ShardCommand::KeyFrameRequest { source } => {
                 if let Some(pkey) = self.key(source, ObjectKind::Producer) {
@@ -170,7 +170,6 @@ impl Shard {
                 }
             }
         }
-        let _ = from;
     }
 
     /// One inter-shard record: `[mirror id: u64][RTP packet]`.
