@@ -9,13 +9,13 @@ use std::time::{Instant, SystemTime};
 
 use shardsfu_net::{Io, ShardInfo, ShardService, SocketId};
 
-use super::dispatch::Dispatch;
+use super::dispatch::{Dispatch, Registry};
 use super::oneshot;
 use crate::rtp_parameters::RtpParameters;
 use std::collections::VecDeque;
 
 use crate::core::{
-    CloseReason, ConsumerSpec, MirrorOf, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard, ShardCommand,
+    CloseReason, ConsumerSpec, Event, MirrorOf, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard, ShardCommand,
     ShardSnapshot, Sink, Snapshot, SCRATCH_BYTES,
 };
 use crate::error::{Error, Result};
@@ -168,6 +168,7 @@ pub(crate) struct ShardAdapter {
     shard: Shard,
     index: usize,
     dispatch: mpsc::Sender<Dispatch>,
+    registry: Arc<Registry>,
     gauges: Arc<ShardGauges>,
     /// Where sends from the control path are assembled (their bodies cannot be borrowed).
     staging: Box<[u8; SCRATCH_BYTES]>,
@@ -177,12 +178,18 @@ pub(crate) struct ShardAdapter {
 }
 
 impl ShardAdapter {
-    pub fn new(info: ShardInfo, dispatch: mpsc::Sender<Dispatch>, gauges: Arc<ShardGauges>) -> Self {
+    pub fn new(
+        info: ShardInfo,
+        dispatch: mpsc::Sender<Dispatch>,
+        registry: Arc<Registry>,
+        gauges: Arc<ShardGauges>,
+    ) -> Self {
         let now = Instant::now();
         ShardAdapter {
             shard: Shard::new(now, NtpClock::new(now, SystemTime::now())),
             index: info.index,
             dispatch,
+            registry,
             gauges,
             staging: Box::new([0; SCRATCH_BYTES]),
             port_cursor: (info.index as u32).wrapping_mul(7919),
@@ -212,6 +219,10 @@ impl ShardAdapter {
 
     fn flush_events(&mut self) {
         while let Some(ev) = self.shard.poll_event() {
+            let direct = matches!(ev, Event::DirectRtp { .. } | Event::DirectRtcp { .. });
+            if direct && !self.registry.reserve_direct() {
+                continue;
+            }
             let _ = self.dispatch.send(Dispatch::Event(ev));
         }
     }

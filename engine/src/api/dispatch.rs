@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 
 use crate::core::{Event, ObjectId};
@@ -112,10 +112,29 @@ pub(crate) enum Dispatch {
     Reply(Box<dyn FnOnce() + Send>),
 }
 
+/// DirectTransport packets queued for callbacks at most; past it, new ones are dropped and
+/// counted, so a slow callback cannot make the queue grow without bound.
+pub(crate) const MAX_DIRECT_PACKETS_QUEUED: usize = 4096;
+
 /// Live objects by id, for routing events. Entries leave when the object closes.
 #[derive(Default)]
 pub(crate) struct Registry {
     objects: Mutex<HashMap<ObjectId, Weak<ObjectShared>>>,
+    /// DirectTransport packets sent to the dispatcher and not yet delivered.
+    pub direct_queued: AtomicUsize,
+    pub direct_dropped: AtomicU64,
+}
+
+impl Registry {
+    /// Take a place in the bounded DirectTransport queue; false (and counted) when it is full.
+    pub fn reserve_direct(&self) -> bool {
+        if self.direct_queued.fetch_add(1, Ordering::AcqRel) >= MAX_DIRECT_PACKETS_QUEUED {
+            self.direct_queued.fetch_sub(1, Ordering::AcqRel);
+            self.direct_dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
 }
 
 impl Registry {
@@ -142,7 +161,13 @@ pub(crate) fn run(rx: mpsc::Receiver<Dispatch>, registry: Arc<Registry>) {
     while let Ok(item) = rx.recv() {
         match item {
             Dispatch::Reply(f) => f(),
-            Dispatch::Event(ev) => deliver(&registry, ev),
+            Dispatch::Event(ev) => {
+                let direct = matches!(ev, Event::DirectRtp { .. } | Event::DirectRtcp { .. });
+                deliver(&registry, ev);
+                if direct {
+                    registry.direct_queued.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
         }
     }
 }

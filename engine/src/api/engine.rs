@@ -177,6 +177,7 @@ impl Engine {
         let gauges: Vec<Arc<ShardGauges>> = (0..count).map(|_| Arc::new(ShardGauges::default())).collect();
         let factory_gauges = gauges.clone();
         let factory_tx = Mutex::new(tx);
+        let factory_registry = registry.clone();
         let config = RuntimeConfig {
             shards: count,
             pin: options.pin,
@@ -185,7 +186,7 @@ impl Engine {
         };
         let runtime = Runtime::start(config, move |info| {
             let tx = factory_tx.lock().expect("factory lock").clone();
-            ShardAdapter::new(info, tx, factory_gauges[info.index].clone())
+            ShardAdapter::new(info, tx, factory_registry.clone(), factory_gauges[info.index].clone())
         })
         .map_err(|e| Error::other(e.to_string()))?;
         let shards = (0..runtime.shard_count()).map(|i| runtime.handle(i)).collect();
@@ -268,7 +269,12 @@ impl Engine {
             .iter()
             .map(|(what, router, p, inputs)| json!({ "object": what, "routerId": router, "decision": p, "inputs": inputs }))
             .collect();
-        Ok(json!({ "shards": shards, "placementPolicy": self.inner.policy, "placements": placements }))
+        Ok(json!({
+            "shards": shards,
+            "placementPolicy": self.inner.policy,
+            "placements": placements,
+            "directPacketsDropped": self.inner.registry.direct_dropped.load(Ordering::Relaxed),
+        }))
     }
 
     /// Stop every shard; all objects are gone afterwards.
