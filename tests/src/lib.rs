@@ -16,8 +16,15 @@ use shardsfu_engine::{
 pub use shardsfu_engine;
 
 /// An engine with `shards` shards (unpinned, so tests share the machine politely).
+/// Placement weighs object counts only (measured busy time left out), so the machine's noise
+/// does not decide where the tests' routers and transports go.
 pub fn engine(shards: usize) -> Engine {
-    Engine::start(EngineOptions { shards, pin: false, ..EngineOptions::default() }).expect("engine starts")
+    let placement = shardsfu_engine::placement::PlacementPolicy {
+        busy_weight: 0.0,
+        busy_watermark: f32::INFINITY,
+        ..Default::default()
+    };
+    Engine::start(EngineOptions { shards, pin: false, placement, ..EngineOptions::default() }).expect("engine starts")
 }
 
 pub fn worker(engine: &Engine) -> Worker {
