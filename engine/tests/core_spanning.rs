@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use shardsfu_engine::core::{CloseReason, Event, ObjectId, ShardCommand};
+use shardsfu_engine::core::{CloseReason, Event, ObjectId, ShardCommand, MIRROR_IDLE};
 use shardsfu_engine::rtp::parse_rtp;
 use shardsfu_engine::rtp_parameters::MediaKind;
 
@@ -540,4 +540,35 @@ fn late_mirror_of_a_producer_whose_ssrc_was_learned_from_its_mid() {
     assert_eq!(mesh.shards[A].records_to_shards(), 1, "A forwards it");
     assert_eq!(mesh.shards[B].drops().producer_not_found, 0, "B knows the mirror the record names");
     assert_eq!(rtp_to(&mesh.take(B), &c).len(), 1);
+}
+
+#[test]
+fn a_mirror_left_without_consumers_is_torn_down_and_the_origin_stops_sending() {
+    let (mut mesh, p, consumers) = spanning(&[1, 2]);
+    mesh.send_media(&p, 1000, true);
+    assert_eq!(mesh.shards[A].records_to_shards(), 1);
+    let on_b: Vec<_> = consumers.iter().filter(|c| c.shard == B).collect();
+    for c in &on_b {
+        mesh.control(B, |s, _| s.close_consumer(c.id)).unwrap();
+    }
+    // Still there for a while: a consumer coming back soon would reuse it.
+    mesh.advance(MIRROR_IDLE.as_millis() as u64 / 2);
+    mesh.pump();
+    assert!(mesh.shards[B].kind_of(p.id).is_some(), "the idle mirror lives on for a while");
+    mesh.advance(MIRROR_IDLE.as_millis() as u64);
+    mesh.pump();
+    assert!(mesh.shards[B].kind_of(p.id).is_none(), "the idle mirror is gone");
+    assert!(
+        mesh.crossings
+            .iter()
+            .any(|c| matches!(c, Crossing::Command { from: B, to: A, cmd: ShardCommand::Unsubscribe { .. } })),
+        "the origin is told: {:?}",
+        mesh.crossings
+    );
+    // The origin sends nothing more to B; its own consumer still gets media.
+    let before = mesh.shards[A].records_to_shards();
+    mesh.take(A);
+    mesh.send_media(&p, 1001, false);
+    assert_eq!(mesh.shards[A].records_to_shards(), before, "no record for a shard without consumers");
+    assert_eq!(mesh.take(A).iter().filter(|d| !d.is_rtcp()).count(), 1);
 }

@@ -84,22 +84,19 @@ pub struct Consumer {
 }
 
 /// Make sure shard `shard` holds a mirror of `producer` fed by the producer's shard: the router
-/// spans to `shard`. Once per (producer, shard); later consumers there reuse it.
+/// spans to `shard`. Both steps are idempotent on the shards, so each consume on a non-home shard
+/// runs them (two short control round trips) and no cache can go stale: a mirror left without
+/// consumers is torn down by its shard after `core::MIRROR_IDLE`, and the next consume recreates it.
+/// The mirror's creation (or refresh) is queued on `shard` ahead of the consume itself.
 async fn ensure_mirror(
     engine: &Arc<EngineInner>,
     producer: &ProducerEntry,
     router: ObjectId,
     shard: usize,
 ) -> Result<()> {
-    // Both steps are idempotent on the shards, so callers racing here may all run them; the
-    // shard is listed only once they succeeded, and a caller never returns before its own
-    // requests (queued ahead of its consume) were applied.
-    if producer.mirrors.lock().expect("mirrors lock").contains(&shard) {
-        return Ok(());
-    }
     let mut spec = producer.spec.clone();
     spec.paused = producer.shared.paused.load(Ordering::Acquire);
-    let created = engine
+    engine
         .request(
             shard,
             Command::CreateMirror {
@@ -110,20 +107,10 @@ async fn ensure_mirror(
                 spec: Box::new(spec),
             },
         )
-        .await;
-    let subscribed = match created {
-        Ok(_) => {
-            engine
-                .request(producer.shard, Command::AddSubscriber { producer: producer.oid, shard, mirror: producer.oid })
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    subscribed?;
-    let mut mirrors = producer.mirrors.lock().expect("mirrors lock");
-    if !mirrors.contains(&shard) {
-        mirrors.push(shard);
-    }
+        .await?;
+    engine
+        .request(producer.shard, Command::AddSubscriber { producer: producer.oid, shard, mirror: producer.oid })
+        .await?;
     Ok(())
 }
 

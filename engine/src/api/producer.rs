@@ -60,8 +60,6 @@ pub(crate) struct ProducerEntry {
     pub shard: usize,
     /// What a mirror on another shard is created from.
     pub spec: ProducerSpec,
-    /// Shards holding a mirror of this producer (its router spans them).
-    pub mirrors: std::sync::Mutex<Vec<usize>>,
     pub kind: MediaKind,
     pub r#type: ProducerType,
     pub consumable_rtp_parameters: RtpParameters,
@@ -217,7 +215,6 @@ impl Producer {
                 oid: r.oid,
                 shard: r.shard,
                 spec: r.spec.clone(),
-                mirrors: std::sync::Mutex::new(Vec::new()),
                 kind: r.kind,
                 r#type: r.r#type,
                 consumable_rtp_parameters: r.consumable_rtp_parameters.clone(),

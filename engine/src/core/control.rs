@@ -314,6 +314,7 @@ impl Shard {
             streams,
             subscribers: Vec::new(),
             mirror_of: None,
+            idle_since: None,
             key_frames: KeyFrameRequests {
                 delay: Duration::from_millis(u64::from(spec.key_frame_request_delay_ms)),
                 last_sent: None,
@@ -658,6 +659,11 @@ impl Shard {
             t.consumer_ssrcs.retain(|_, (k, _)| *k != ckey);
         }
         self.ids.remove(&c.id);
+        // The last consumer of a mirror gone: the mirror may be torn down (see `span.rs`).
+        let mirror = self.producers.get(c.producer).is_some_and(|p| matches!(p.mirror_of, Some(MirrorOf::Producer(_))));
+        if mirror && self.routers.get(c.router).and_then(|r| r.fanout.get(&c.producer)).is_none_or(Vec::is_empty) {
+            self.idle_mirrors.push(c.producer);
+        }
         if let Some(reason) = reason {
             self.events.push_back(Event::Closed { object: c.id, reason });
         }

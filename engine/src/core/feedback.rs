@@ -259,6 +259,7 @@ impl Shard {
             self.send_nacks(now, pkey, out);
         }
         self.send_key_frame_requests(now, out);
+        self.reap_idle_mirrors(now);
         for tkey in self.transports.keys() {
             let due = self.transports.get(tkey).is_some_and(|t| t.next_rtcp <= now);
             if due {

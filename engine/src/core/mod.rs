@@ -33,7 +33,7 @@ pub use dump::{
     ConsumerSnapshot, ProducerSnapshot, RouterSnapshot, ShardSnapshot, Snapshot, StreamSnapshot, TransportSnapshot,
 };
 pub use objects::MirrorOf;
-pub use span::{ShardCommand, RECORD_HEAD_BYTES};
+pub use span::{ShardCommand, MIRROR_IDLE, RECORD_HEAD_BYTES};
 pub use table::{FastMap, IntHasher, Slab};
 
 use crate::rtp::{ExtensionsBuilder, NtpTime};
@@ -155,6 +155,8 @@ pub struct Shard {
     /// Control messages for other shards (spanning routers), drained by the adapter.
     shard_out: VecDeque<(usize, ShardCommand)>,
     records_out: u64,
+    /// Mirrors that may have no consumers left (checked on the housekeeping tick).
+    idle_mirrors: Vec<u32>,
 }
 
 impl Shard {
@@ -176,6 +178,7 @@ impl Shard {
             key_frame_pending: Vec::new(),
             shard_out: VecDeque::new(),
             records_out: 0,
+            idle_mirrors: Vec::new(),
         }
     }
 

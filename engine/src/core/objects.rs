@@ -188,6 +188,8 @@ pub struct ProducerState {
     pub subscribers: Vec<(usize, ObjectId)>,
     /// For a mirror: what it mirrors on its origin shard.
     pub mirror_of: Option<MirrorOf>,
+    /// For a plain mirror without consumers: since when (torn down after `MIRROR_IDLE`).
+    pub idle_since: Option<Instant>,
     pub packets: u64,
     pub bytes: u64,
 }

@@ -37,7 +37,13 @@ pub enum ShardCommand {
     /// From a pipe producer's shard to its origin: the pipe producer closed, close its pipe
     /// consumer too (mediasoup links the two the same way).
     PipeClosed { consumer: ObjectId },
+    /// From a mirror's shard to its origin: the mirror had no consumers for `MIRROR_IDLE` and
+    /// is gone; stop sending it records.
+    Unsubscribe { producer: ObjectId, mirror: ObjectId },
 }
+
+/// How long a mirror without consumers lives on (a consumer coming back soon reuses it).
+pub const MIRROR_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Id space of hidden pipe-out transports.
 const PIPE_ID_BASE: ObjectId = 3 << 61;
@@ -79,6 +85,8 @@ impl Shard {
         if let Some(pkey) = self.key(producer, ObjectKind::Producer) {
             let p = self.producers.get(pkey).expect("key from ids");
             if p.mirror_of == Some(mirror_of) {
+                // Wanted again: not idle any more.
+                self.producers.get_mut(pkey).expect("key from ids").idle_since = None;
                 return Ok(());
             }
             return Err(Error::type_error(format!("object id {producer} already exists")));
@@ -91,6 +99,10 @@ impl Shard {
         let pkey = self.key(producer, ObjectKind::Producer).expect("just produced");
         let p = self.producers.get_mut(pkey).expect("live producer");
         p.mirror_of = Some(mirror_of);
+        if matches!(mirror_of, MirrorOf::Producer(_)) {
+            // Torn down if no consumer ever comes (e.g. the consume that asked for it failed).
+            self.idle_mirrors.push(pkey);
+        }
         // Loss is repaired between the sender and the origin shard, not again here.
         for s in &mut p.streams {
             s.nack = None;
@@ -143,8 +155,13 @@ impl Shard {
     }
 
     /// A control message from shard `from`.
-    pub fn handle_shard_command(&mut self, now: Instant, _from: usize, cmd: ShardCommand) {
+    pub fn handle_shard_command(&mut self, now: Instant, from: usize, cmd: ShardCommand) {
         match cmd {
+            ShardCommand::Unsubscribe { producer, mirror } => {
+                if let Some(p) = self.key(producer, ObjectKind::Producer).and_then(|k| self.producers.get_mut(k)) {
+                    p.subscribers.retain(|&s| s != (from, mirror));
+                }
+            }
             ShardCommand::KeyFrameRequest { source } => {
                 if let Some(pkey) = self.key(source, ObjectKind::Producer) {
                     self.request_key_frame_for(now, pkey);
@@ -169,6 +186,36 @@ impl Shard {
                     self.close_producer_key(pkey, pipe.then_some(super::CloseReason::TransportClosed));
                 }
             }
+        }
+    }
+
+    /// Tear down plain mirrors that have had no consumers for `MIRROR_IDLE`, and tell their
+    /// origin to stop sending records. The API recreates a mirror when a consumer needs it again.
+    pub(super) fn reap_idle_mirrors(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.idle_mirrors.len() {
+            let pkey = self.idle_mirrors[i];
+            let Some(p) = self.producers.get_mut(pkey) else {
+                self.idle_mirrors.swap_remove(i);
+                continue;
+            };
+            let consumers = self.routers.get(p.router).and_then(|r| r.fanout.get(&pkey)).map_or(0, Vec::len);
+            let (Some(MirrorOf::Producer(source)), true) = (p.mirror_of, consumers == 0) else {
+                p.idle_since = None;
+                self.idle_mirrors.swap_remove(i);
+                continue;
+            };
+            let since = *p.idle_since.get_or_insert(now);
+            if now.saturating_duration_since(since) < MIRROR_IDLE {
+                i += 1;
+                continue;
+            }
+            let (id, transport) = (p.id, p.transport);
+            if let Some(TransportKind::Link { origin }) = self.transports.get(transport).map(|t| &t.kind) {
+                self.shard_out.push_back((*origin, ShardCommand::Unsubscribe { producer: source, mirror: id }));
+            }
+            self.close_producer_key(pkey, None);
+            self.idle_mirrors.swap_remove(i);
         }
     }
 
