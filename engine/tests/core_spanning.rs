@@ -433,11 +433,18 @@ fn pausing_the_source_pauses_the_pipe_producer() {
     assert_eq!(mesh.events(A), vec![Event::ProducerPaused { consumer: pipe.consumer }]);
     mesh.pump();
     assert!(mesh.producer_snapshot(B, pipe.producer).paused);
-    assert_eq!(mesh.events(B), vec![Event::ProducerPaused { consumer: c.id }]);
+    // The pipe producer itself hears it (its `paused()`), then its consumers.
+    assert_eq!(
+        mesh.events(B),
+        vec![Event::Paused { object: pipe.producer, paused: true }, Event::ProducerPaused { consumer: c.id }]
+    );
     mesh.control(A, |s, now| s.resume_producer(now, p.id)).unwrap();
     mesh.pump();
     assert!(!mesh.producer_snapshot(B, pipe.producer).paused);
-    assert_eq!(mesh.events(B), vec![Event::ProducerResumed { consumer: c.id }]);
+    assert_eq!(
+        mesh.events(B),
+        vec![Event::Paused { object: pipe.producer, paused: false }, Event::ProducerResumed { consumer: c.id }]
+    );
 }
 
 #[test]

@@ -47,8 +47,10 @@ fn pipe_and_forward(shards: usize) {
     });
     block_on(producer.pause()).unwrap();
     assert!(wait_for(Duration::from_secs(3), || paused.load(Ordering::SeqCst) == 1));
+    assert!(wait_for(Duration::from_secs(3), || piped.pipe_producer.paused()), "the pipe producer is paused too");
     block_on(producer.resume()).unwrap();
     assert!(wait_for(Duration::from_secs(3), || !c.producer_paused()));
+    assert!(wait_for(Duration::from_secs(3), || !piped.pipe_producer.paused()));
 
     // Closing the source closes the pipe consumer, the pipe producer and its consumers.
     let closed = Arc::new(AtomicUsize::new(0));

@@ -184,6 +184,11 @@ fn deliver(registry: &Registry, ev: Event) {
             }
             registry.remove(object);
         }
+        Event::Paused { object, paused } => {
+            if let Some(obj) = registry.get(object) {
+                obj.set_paused(paused);
+            }
+        }
         Event::ProducerPaused { consumer } => {
             if let Some(obj) = registry.get(consumer) {
                 obj.producer_paused.store(true, Ordering::Release);

@@ -474,6 +474,10 @@ impl Shard {
         for &(shard, mirror) in &p.subscribers {
             self.shard_out.push_back((shard, super::ShardCommand::MirrorPaused { mirror, paused }));
         }
+        if matches!(p.mirror_of, Some(MirrorOf::PipeConsumer(_))) {
+            // A pipe producer is an object of its own to the application: its state changed.
+            self.events.push_back(Event::Paused { object: p.id, paused });
+        }
         let router = p.router;
         let consumers = self.routers.get(router).and_then(|r| r.fanout.get(&pkey)).cloned().unwrap_or_default();
         for c in consumers {

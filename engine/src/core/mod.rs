@@ -93,6 +93,8 @@ impl CloseReason {
 pub enum Event {
     /// The object closed because its parent did.
     Closed { object: ObjectId, reason: CloseReason },
+    /// A pipe producer was paused or resumed by its link (the source or the pipe consumer).
+    Paused { object: ObjectId, paused: bool },
     /// mediasoup's `consumer.on('producerpause')`.
     ProducerPaused { consumer: ObjectId },
     /// mediasoup's `consumer.on('producerresume')`.
