@@ -63,9 +63,7 @@ impl Shard {
         let tkey = self
             .key(transport, super::ObjectKind::Transport)
             .ok_or_else(|| crate::Error::invalid_state(format!("transport {transport} not found or closed")))?;
-        if !matches!(self.transports.get(tkey).map(|t| &t.kind), Some(TransportKind::Direct)) {
-            return Err(crate::Error::invalid_state("not a DirectTransport"));
-        }
+        let tkey = self.direct_transport(tkey)?;
         self.handle_rtcp(now, tkey, data, out);
         Ok(())
     }
@@ -255,12 +253,14 @@ impl Shard {
             return;
         }
         self.next_tick = if self.transports.is_empty() { None } else { Some(now + TICK) };
-        for pkey in self.producers.keys() {
-            self.send_nacks(now, pkey, out);
+        for pkey in 0..self.producers.key_bound() {
+            if self.producers.get(pkey).is_some() {
+                self.send_nacks(now, pkey, out);
+            }
         }
         self.send_key_frame_requests(now, out);
         self.reap_idle_mirrors(now);
-        for tkey in self.transports.keys() {
+        for tkey in 0..self.transports.key_bound() {
             let due = self.transports.get(tkey).is_some_and(|t| t.next_rtcp <= now);
             if due {
                 self.send_reports(now, tkey, out);

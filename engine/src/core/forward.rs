@@ -103,12 +103,17 @@ impl Shard {
         let pkey = self
             .key(producer, super::ObjectKind::Producer)
             .ok_or_else(|| crate::Error::invalid_state(format!("producer {producer} not found or closed")))?;
-        let tkey = self.producers.get(pkey).expect("key").transport;
-        if !matches!(self.transports.get(tkey).map(|t| &t.kind), Some(TransportKind::Direct)) {
-            return Err(crate::Error::invalid_state("producer is not on a DirectTransport"));
-        }
+        let tkey = self.direct_transport(self.producers.get(pkey).expect("key").transport)?;
         self.handle_rtp(now, tkey, None, data, out);
         Ok(())
+    }
+
+    /// `tkey` if it is a DirectTransport, the API's error otherwise.
+    pub(super) fn direct_transport(&self, tkey: u32) -> crate::Result<u32> {
+        match self.transports.get(tkey).map(|t| &t.kind) {
+            Some(TransportKind::Direct) => Ok(tkey),
+            _ => Err(crate::Error::invalid_state("not a DirectTransport")),
+        }
     }
 
     /// The stream of mirror `pkey` a forwarded packet belongs to: by SSRC, learning it when the
@@ -190,7 +195,7 @@ impl Shard {
             t.traffic.bytes_in += data.len() as u64;
         }
         let p = self.producers.get_mut(sref.producer).expect("listener holds live producers");
-        let Some(codec) = p.codec(hdr.payload_type).copied() else {
+        let Some(mut codec) = p.codec(hdr.payload_type).copied() else {
             self.drops.count(DropReason::UnknownPayloadType);
             return;
         };
@@ -234,13 +239,15 @@ impl Shard {
                     return;
                 }
             };
+            // Now the repaired packet's own codec (the one RTX's `apt` names).
+            let Some(media) = p.codec(apt).copied() else {
+                self.drops.count(DropReason::UnknownPayloadType);
+                return;
+            };
+            codec = media;
             repaired = true;
         }
         let data: &'a [u8] = data;
-        let Some(codec) = p.codec(hdr.payload_type).copied() else {
-            self.drops.count(DropReason::UnknownPayloadType);
-            return;
-        };
         let stream = &mut p.streams[usize::from(sref.stream)];
         let key_frame = codec.key_frame.supported() && is_key_frame(codec.key_frame, hdr.payload(data));
         stream.recv.on_packet(now, hdr.sequence_number, hdr.timestamp, hdr.payload_len);

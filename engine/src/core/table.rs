@@ -94,8 +94,9 @@ impl<T> Slab<T> {
         self.slots.iter_mut().enumerate().filter_map(|(k, v)| v.as_mut().map(|v| (k as u32, v)))
     }
 
-    pub fn keys(&self) -> Vec<u32> {
-        self.iter().map(|(k, _)| k).collect()
+    /// Every live key is below this (iterate `0..key_bound()` when the body needs `&mut self`).
+    pub fn key_bound(&self) -> u32 {
+        self.slots.len() as u32
     }
 }
 
