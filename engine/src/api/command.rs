@@ -15,10 +15,12 @@ use crate::rtp_parameters::RtpParameters;
 use std::collections::VecDeque;
 
 use crate::core::{
-    CloseReason, ConsumerSpec, Event, MirrorOf, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard, ShardCommand,
-    ShardSnapshot, Sink, Snapshot, SCRATCH_BYTES,
+    CloseReason, ConsumerSpec, Event, IceSocketSpec, MirrorOf, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard,
+    ShardCommand, ShardSnapshot, Sink, Snapshot, WebRtcSpec, SCRATCH_BYTES,
 };
 use crate::error::{Error, Result};
+use crate::webrtc::cert::{DtlsFingerprint, DtlsRole};
+use crate::Protocol;
 
 /// A bound UDP socket and its local address.
 type BoundSocket = (SocketId, SocketAddr);
@@ -31,6 +33,15 @@ pub(crate) struct PlainListen {
     pub port_range: (u16, u16),
     pub rtcp_mux: bool,
     pub comedia: bool,
+}
+
+/// One socket to bind for a WebRtcServer or WebRtcTransport (one `listenInfos` entry).
+#[derive(Debug, Clone)]
+pub(crate) struct IceListen {
+    pub protocol: Protocol,
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+    pub port_range: (u16, u16),
 }
 
 /// What a PlainTransport got bound to.
@@ -65,6 +76,31 @@ pub(crate) enum Command {
     CreateDirectTransport {
         router: ObjectId,
         id: ObjectId,
+    },
+    /// This shard's sockets of a WebRtcServer.
+    CreateWebRtcServer {
+        id: ObjectId,
+        listen: Vec<IceListen>,
+    },
+    CloseWebRtcServer {
+        id: ObjectId,
+    },
+    CreateWebRtcTransport {
+        router: ObjectId,
+        id: ObjectId,
+        /// Its own sockets (empty with a server).
+        listen: Vec<IceListen>,
+        spec: Box<WebRtcSpec>,
+    },
+    ConnectWebRtcTransport {
+        id: ObjectId,
+        role: Option<DtlsRole>,
+        fingerprints: Vec<DtlsFingerprint>,
+    },
+    RestartIce {
+        id: ObjectId,
+        ufrag: String,
+        password: String,
     },
     CloseTransport {
         id: ObjectId,
@@ -142,8 +178,13 @@ pub(crate) enum Command {
     },
 }
 
+// Control plane, one reply per command: boxing the snapshot buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Response {
     Unit,
+    /// Sockets bound for a WebRtcServer or WebRtcTransport, in `listen` order.
+    Ice(Vec<(Protocol, SocketAddr)>),
+    DtlsRole(DtlsRole),
     Plain(PlainBound),
     Snapshot(Snapshot),
     Shard(ShardSnapshot),
@@ -227,41 +268,55 @@ impl ShardAdapter {
         }
     }
 
+    /// Bind one socket on `ip`: on `port` if given, else on a free port of `range` (tried from
+    /// a per-shard cursor, so shards do not race for the same ports).
+    fn bind_in_range(
+        &mut self,
+        io: &mut Io<'_, Envelope>,
+        protocol: Protocol,
+        ip: IpAddr,
+        port: Option<u16>,
+        range: (u16, u16),
+    ) -> Result<BoundSocket> {
+        let bind = |io: &mut Io<'_, Envelope>, port: u16| -> std::io::Result<(SocketId, SocketAddr)> {
+            let addr = SocketAddr::new(ip, port);
+            let s = match protocol {
+                Protocol::Udp => io.bind_udp(addr)?,
+                Protocol::Tcp => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "ICE-TCP listeners not yet"))
+                }
+            };
+            Ok((s, io.local_addr(s).unwrap_or(addr)))
+        };
+        if let Some(port) = port {
+            return bind(io, port).map_err(|e| Error::other(format!("cannot bind {ip}:{port}: {e}")));
+        }
+        let (min, max) = range;
+        if min > max {
+            return Err(Error::type_error("portRange min > max"));
+        }
+        let span = u32::from(max - min) + 1;
+        for _ in 0..span.min(1000) {
+            self.port_cursor = self.port_cursor.wrapping_add(2_654_435_761 % span.max(1)).wrapping_add(1);
+            let port = min + (self.port_cursor % span) as u16;
+            if let Ok(b) = bind(io, port) {
+                return Ok(b);
+            }
+        }
+        Err(Error::other(format!("no free port in range {min}-{max}")))
+    }
+
     #[allow(clippy::type_complexity)] // (rtp socket, its address, rtcp socket and address)
     fn bind_plain(
         &mut self,
         io: &mut Io<'_, Envelope>,
         listen: &PlainListen,
     ) -> Result<(SocketId, SocketAddr, Option<BoundSocket>)> {
-        let bind = |io: &mut Io<'_, Envelope>, port: u16| -> std::io::Result<(SocketId, SocketAddr)> {
-            let s = io.bind_udp(SocketAddr::new(listen.ip, port))?;
-            let addr = io.local_addr(s).unwrap_or(SocketAddr::new(listen.ip, port));
-            Ok((s, addr))
-        };
-        let rtp = match listen.port {
-            Some(port) => bind(io, port).map_err(|e| Error::other(format!("cannot bind {}:{port}: {e}", listen.ip)))?,
-            None => {
-                let (min, max) = listen.port_range;
-                if min > max {
-                    return Err(Error::type_error("portRange min > max"));
-                }
-                let span = u32::from(max - min) + 1;
-                let mut found = None;
-                for _ in 0..span.min(1000) {
-                    self.port_cursor = self.port_cursor.wrapping_add(2_654_435_761 % span.max(1)).wrapping_add(1);
-                    let port = min + (self.port_cursor % span) as u16;
-                    if let Ok(b) = bind(io, port) {
-                        found = Some(b);
-                        break;
-                    }
-                }
-                found.ok_or_else(|| Error::other(format!("no free port in range {min}-{max}")))?
-            }
-        };
+        let rtp = self.bind_in_range(io, Protocol::Udp, listen.ip, listen.port, listen.port_range)?;
         let rtcp = if listen.rtcp_mux {
             None
         } else {
-            match bind(io, 0) {
+            match self.bind_in_range(io, Protocol::Udp, listen.ip, Some(0), listen.port_range) {
                 Ok(b) => Some(b),
                 Err(e) => {
                     io.close_udp(rtp.0);
@@ -270,6 +325,29 @@ impl ShardAdapter {
             }
         };
         Ok((rtp.0, rtp.1, rtcp))
+    }
+
+    /// Bind every socket of `listen`, or none.
+    fn bind_ice(&mut self, io: &mut Io<'_, Envelope>, listen: &[IceListen]) -> Result<Vec<IceSocketSpec>> {
+        let mut bound = Vec::with_capacity(listen.len());
+        for l in listen {
+            match self.bind_in_range(io, l.protocol, l.ip, l.port, l.port_range) {
+                Ok((socket, local)) => bound.push(IceSocketSpec { socket, protocol: l.protocol, local }),
+                Err(e) => {
+                    for b in bound {
+                        io.close_udp(b.socket);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(bound)
+    }
+
+    fn release(io: &mut Io<'_, Envelope>, sockets: &[IceSocketSpec]) {
+        for s in sockets {
+            io.close_udp(s.socket);
+        }
     }
 
     fn run(&mut self, now: Instant, cmd: Command, io: &mut Io<'_, Envelope>) -> Result<Response> {
@@ -312,6 +390,40 @@ impl ShardAdapter {
                 shard.create_direct_transport(now, router, id).map(|_| Response::Unit)
             }
             Command::CloseTransport { id } => shard.close_transport(id).map(|_| Response::Unit),
+            Command::CreateWebRtcServer { id, listen } => {
+                let bound = self.bind_ice(io, &listen)?;
+                let addrs = bound.iter().map(|b| (b.protocol, b.local)).collect();
+                match self.shard.create_webrtc_server(id, bound.clone()) {
+                    Ok(()) => Ok(Response::Ice(addrs)),
+                    Err(e) => {
+                        Self::release(io, &bound);
+                        Err(e)
+                    }
+                }
+            }
+            Command::CloseWebRtcServer { id } => shard.close_webrtc_server(id).map(|_| Response::Unit),
+            Command::CreateWebRtcTransport { router, id, listen, mut spec } => {
+                if self.shard.kind_of(router).is_none() {
+                    return Err(Error::invalid_state(format!("router {router} not found or closed")));
+                }
+                let bound = self.bind_ice(io, &listen)?;
+                let addrs = bound.iter().map(|b| (b.protocol, b.local)).collect();
+                spec.sockets = bound.clone();
+                match self.shard.create_webrtc_transport(now, router, id, *spec) {
+                    Ok(()) => Ok(Response::Ice(addrs)),
+                    Err(e) => {
+                        Self::release(io, &bound);
+                        Err(e)
+                    }
+                }
+            }
+            Command::ConnectWebRtcTransport { id, role, fingerprints } => {
+                let mut sink = Staging { io, buf: &mut self.staging };
+                shard.connect_webrtc_transport(now, id, role, fingerprints, &mut sink).map(Response::DtlsRole)
+            }
+            Command::RestartIce { id, ufrag, password } => {
+                shard.restart_ice(now, id, ufrag, password).map(|_| Response::Unit)
+            }
             Command::Produce { transport, id, spec } => {
                 shard.produce(now, transport, id, *spec).map(|_| Response::Unit)
             }
@@ -445,6 +557,11 @@ impl ShardService for ShardAdapter {
         if self.shard.has_shard_commands() || !self.backlog.is_empty() {
             self.flush_shard_commands(now, io);
             self.flush_events();
+        }
+        if self.shard.has_released_sockets() {
+            for s in self.shard.take_released_sockets() {
+                io.close_udp(s);
+            }
         }
     }
 

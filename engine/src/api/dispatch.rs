@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 
 use crate::core::{Event, ObjectId};
+use crate::webrtc::cert::DtlsState;
+use crate::webrtc::ice::{IceState, IceTuple};
 
 /// What a handler receives.
 #[derive(Debug, Clone)]
@@ -18,6 +20,17 @@ pub enum EventArg<'e> {
     None,
     Tuple { local: SocketAddr, remote: SocketAddr },
     Bytes(&'e [u8]),
+    IceState(IceState),
+    IceTuple(IceTuple),
+    DtlsState(DtlsState),
+}
+
+/// A WebRtcTransport's ICE and DTLS state as its events last told it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WebRtcLive {
+    pub ice_state: Option<IceState>,
+    pub ice_selected_tuple: Option<IceTuple>,
+    pub dtls_state: DtlsState,
 }
 
 type Handler = Box<dyn Fn(&EventArg<'_>) + Send + Sync>;
@@ -38,6 +51,7 @@ pub(crate) struct ObjectShared {
     pub producer_paused: AtomicBool,
     /// Remote RTP and RTCP addresses learned by a comedia transport.
     pub remote: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
+    pub webrtc: Mutex<WebRtcLive>,
     handlers: Mutex<Vec<(HandlerId, &'static str, SharedHandler)>>,
 }
 
@@ -50,6 +64,7 @@ impl ObjectShared {
             paused: AtomicBool::new(paused),
             producer_paused: AtomicBool::new(false),
             remote: Mutex::new((None, None)),
+            webrtc: Mutex::new(WebRtcLive::default()),
             handlers: Mutex::new(Vec::new()),
         })
     }
@@ -221,6 +236,24 @@ fn deliver(registry: &Registry, ev: Event) {
         Event::DirectRtcp { transport, packet } => {
             if let Some(obj) = registry.get(transport) {
                 obj.emit("rtcp", &EventArg::Bytes(&packet));
+            }
+        }
+        Event::IceStateChange { transport, state } => {
+            if let Some(obj) = registry.get(transport) {
+                obj.webrtc.lock().expect("webrtc lock").ice_state = Some(state);
+                obj.emit("icestatechange", &EventArg::IceState(state));
+            }
+        }
+        Event::IceSelectedTupleChange { transport, tuple } => {
+            if let Some(obj) = registry.get(transport) {
+                obj.webrtc.lock().expect("webrtc lock").ice_selected_tuple = Some(tuple);
+                obj.emit("iceselectedtuplechange", &EventArg::IceTuple(tuple));
+            }
+        }
+        Event::DtlsStateChange { transport, state } => {
+            if let Some(obj) = registry.get(transport) {
+                obj.webrtc.lock().expect("webrtc lock").dtls_state = state;
+                obj.emit("dtlsstatechange", &EventArg::DtlsState(state));
             }
         }
     }

@@ -16,9 +16,11 @@ use super::dispatch::{self, Dispatch, EventArg, HandlerId, ObjectShared, Registr
 use super::oneshot;
 use super::producer::ProducerEntry;
 use super::router::{Router, RouterOptions};
+use super::webrtc_transport::{WebRtcServer, WebRtcServerOptions};
 use crate::core::{CloseReason, ObjectId};
 use crate::error::{Error, Result};
 use crate::placement::{place_router, place_transport, Placement, PlacementPolicy, ShardLoadView};
+use crate::webrtc::cert::DtlsCertificate;
 
 /// One placement decision as `Engine::dump()` shows it: (what, router id, decision, inputs).
 type PlacementRecord = (&'static str, String, Placement, Vec<ShardLoadView>);
@@ -53,7 +55,7 @@ impl Default for EngineOptions {
 
 pub(crate) struct EngineInner {
     runtime: Mutex<Option<Runtime<Envelope>>>,
-    shards: Vec<ShardHandle<Envelope>>,
+    pub(crate) shards: Vec<ShardHandle<Envelope>>,
     gauges: Vec<Arc<ShardGauges>>,
     pub(crate) registry: Arc<Registry>,
     next_id: AtomicU64,
@@ -227,6 +229,11 @@ impl Engine {
     /// mediasoup's `createWorker()`.
     pub async fn create_worker(&self, settings: WorkerSettings) -> Result<Worker> {
         settings.validate()?;
+        let certificate = match (&settings.dtls_certificate_file, &settings.dtls_private_key_file) {
+            (Some(cert), Some(key)) => DtlsCertificate::from_pem_files(cert, key)?,
+            (None, None) => DtlsCertificate::generate()?,
+            _ => return Err(Error::type_error("dtlsCertificateFile and dtlsPrivateKeyFile must be given together")),
+        };
         let shared = ObjectShared::new(self.inner.alloc_id(), uuid::Uuid::new_v4().to_string(), false);
         Ok(Worker {
             inner: Arc::new(WorkerInner {
@@ -235,6 +242,8 @@ impl Engine {
                 shared,
                 settings: Mutex::new(settings),
                 routers: Mutex::new(Vec::new()),
+                webrtc_servers: Mutex::new(Vec::new()),
+                certificate: Arc::new(certificate),
             }),
         })
     }
@@ -376,6 +385,9 @@ pub(crate) struct WorkerInner {
     pub(crate) shared: Arc<ObjectShared>,
     pub(crate) settings: Mutex<WorkerSettings>,
     routers: Mutex<Vec<Router>>,
+    pub(crate) webrtc_servers: Mutex<Vec<WebRtcServer>>,
+    /// The DTLS certificate of its WebRtcTransports (generated, or from the settings' files).
+    pub(crate) certificate: Arc<DtlsCertificate>,
 }
 
 /// mediasoup's Worker: a logical group of routers. Its routers are placed on shards by load.
@@ -424,11 +436,29 @@ impl Worker {
         Ok(())
     }
 
+    /// mediasoup's `worker.createWebRtcServer({ listenInfos, appData })`.
+    pub async fn create_webrtc_server(&self, options: WebRtcServerOptions) -> Result<WebRtcServer> {
+        if self.closed() {
+            return Err(Error::invalid_state("Worker closed"));
+        }
+        let server = WebRtcServer::create(self, options).await?;
+        let mut servers = self.inner.webrtc_servers.lock().expect("servers lock");
+        servers.retain(|s| !s.closed());
+        servers.push(server.clone());
+        Ok(server)
+    }
+
+    /// The worker's id (a UUID; mediasoup's worker has only a pid).
+    pub fn id(&self) -> &str {
+        &self.inner.shared.uuid
+    }
+
     pub fn dump(&self) -> Value {
         let routers = self.inner.routers.lock().expect("routers lock");
+        let servers = self.inner.webrtc_servers.lock().expect("servers lock");
         json!({
             "pid": self.inner.pid,
-            "webRtcServerIds": [],
+            "webRtcServerIds": servers.iter().filter(|s| !s.closed()).map(|s| s.id().to_owned()).collect::<Vec<_>>(),
             "routerIds": routers.iter().filter(|r| !r.closed()).map(|r| r.id().to_owned()).collect::<Vec<_>>(),
         })
     }
@@ -441,6 +471,10 @@ impl Worker {
         let routers = std::mem::take(&mut *self.inner.routers.lock().expect("routers lock"));
         for r in routers {
             r.close_with(Some(CloseReason::WorkerClosed));
+        }
+        let servers = std::mem::take(&mut *self.inner.webrtc_servers.lock().expect("servers lock"));
+        for s in servers {
+            s.close_with_worker();
         }
     }
 

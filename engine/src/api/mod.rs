@@ -15,6 +15,7 @@ mod pipe;
 mod producer;
 mod router;
 mod transport;
+mod webrtc_transport;
 
 pub use block_on::block_on;
 pub use consumer::{Consumer, ConsumerOptions, ConsumerType};
@@ -26,4 +27,7 @@ pub use router::{Router, RouterOptions};
 pub use transport::{
     DirectTransport, DirectTransportOptions, PlainTransport, PlainTransportConnect, PlainTransportOptions, PortRange,
     Protocol, Transport, TransportListenInfo, TransportTuple,
+};
+pub use webrtc_transport::{
+    WebRtcServer, WebRtcServerOptions, WebRtcTransport, WebRtcTransportConnect, WebRtcTransportOptions,
 };

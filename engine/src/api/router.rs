@@ -96,7 +96,7 @@ impl Router {
 
     /// The shard for a new transport of this router (see `placement::place_transport`), with the
     /// router's part created there first when it is new.
-    async fn transport_shard(&self) -> Result<usize> {
+    pub(crate) async fn transport_shard(&self) -> Result<usize> {
         let shard = self.inner.engine.place_transport(&self.inner.id, self.inner.shard)?;
         if !self.inner.shards.lock().expect("shards lock").contains(&shard) {
             // Idempotent: two transports placed here at once both ask for it.
@@ -125,7 +125,7 @@ impl Router {
         self.inner.shared.check_open("Router")
     }
 
-    fn register(&self, t: &Transport) {
+    pub(crate) fn register_transport(&self, t: &Transport) {
         let mut ts = self.inner.transports.lock().expect("transports lock");
         ts.retain(|t| !t.closed());
         ts.push(t.clone());
@@ -163,7 +163,7 @@ impl Router {
             _ => return Err(Error::other("unexpected reply")),
         };
         let t = Transport::new(self, oid, shard, options.app_data.clone(), TransportVariant::Plain { options, bound });
-        self.register(&t);
+        self.register_transport(&t);
         Ok(PlainTransport { transport: t })
     }
 
@@ -177,7 +177,7 @@ impl Router {
         let shard = self.transport_shard().await?;
         self.inner.engine.request(shard, Command::CreateDirectTransport { router: self.inner.oid, id: oid }).await?;
         let t = Transport::new(self, oid, shard, options.app_data.clone(), TransportVariant::Direct { options });
-        self.register(&t);
+        self.register_transport(&t);
         Ok(DirectTransport { transport: t })
     }
 

@@ -158,6 +158,7 @@ pub struct PlainTransportConnect {
 pub(crate) enum TransportVariant {
     Plain { options: PlainTransportOptions, bound: PlainBound },
     Direct { options: DirectTransportOptions },
+    WebRtc(Box<super::webrtc_transport::WebRtcData>),
 }
 
 pub(crate) struct TransportInner {
@@ -255,7 +256,7 @@ impl Transport {
     fn announced(&self) -> Option<&str> {
         match &self.inner.variant {
             TransportVariant::Plain { options, .. } => options.listen_info.announced_address.as_deref(),
-            TransportVariant::Direct { .. } => None,
+            TransportVariant::Direct { .. } | TransportVariant::WebRtc(_) => None,
         }
     }
 
@@ -279,7 +280,9 @@ impl Transport {
             },
             "traceEventTypes": [],
         });
-        if !t.direct {
+        if let Some(w) = self.as_webrtc() {
+            dump.as_object_mut().expect("object").extend(w.describe(t.webrtc.as_ref()));
+        } else if !t.direct {
             let obj = dump.as_object_mut().expect("object");
             obj.insert("rtcpMux".into(), json!(t.rtcp_mux));
             obj.insert("comedia".into(), json!(t.comedia));
@@ -296,8 +299,14 @@ impl Transport {
     /// mediasoup's `transport.getStats()`.
     pub async fn get_stats(&self) -> Result<Value> {
         let t = self.snapshot().await?;
+        let webrtc = self.as_webrtc();
+        let kind = match (&webrtc, t.direct) {
+            (Some(_), _) => "webrtc-transport",
+            (None, true) => "direct-transport",
+            (None, false) => "plain-rtp-transport",
+        };
         let mut stat = json!({
-            "type": if t.direct { "direct-transport" } else { "plain-rtp-transport" },
+            "type": kind,
             "transportId": self.inner.id,
             "timestamp": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
             "bytesReceived": t.traffic.bytes_in,
@@ -305,7 +314,17 @@ impl Transport {
             "rtcpPacketsReceived": t.traffic.rtcp_in,
             "rtcpPacketsSent": t.traffic.rtcp_out,
         });
-        if !t.direct {
+        if let Some(w) = webrtc {
+            let obj = stat.as_object_mut().expect("object");
+            let d = w.describe(t.webrtc.as_ref());
+            for key in ["iceRole", "iceState", "iceSelectedTuple", "dtlsState"] {
+                if let Some(v) = d.get(key) {
+                    obj.insert(key.into(), v.clone());
+                }
+            }
+            obj.insert("bytesSent".into(), json!(t.traffic.bytes_out));
+            obj.insert("rtpPacketsSent".into(), json!(t.traffic.packets_out));
+        } else if !t.direct {
             let obj = stat.as_object_mut().expect("object");
             obj.insert("rtcpMux".into(), json!(t.rtcp_mux));
             obj.insert("comedia".into(), json!(t.comedia));
@@ -314,6 +333,12 @@ impl Transport {
             }
         }
         Ok(json!([stat]))
+    }
+
+    /// This transport as a WebRtcTransport, if it is one.
+    pub fn as_webrtc(&self) -> Option<super::WebRtcTransport> {
+        matches!(self.inner.variant, TransportVariant::WebRtc(_))
+            .then(|| super::WebRtcTransport { transport: self.clone() })
     }
 
     /// Close the transport: its producers and consumers close with `transportclose`.
@@ -357,7 +382,7 @@ impl PlainTransport {
     fn parts(&self) -> (&PlainTransportOptions, &PlainBound) {
         match &self.transport.inner.variant {
             TransportVariant::Plain { options, bound } => (options, bound),
-            TransportVariant::Direct { .. } => unreachable!("PlainTransport wraps a plain variant"),
+            _ => unreachable!("PlainTransport wraps a plain variant"),
         }
     }
 
@@ -465,7 +490,7 @@ impl DirectTransport {
     pub fn max_message_size(&self) -> u32 {
         match &self.transport.inner.variant {
             TransportVariant::Direct { options } => options.max_message_size,
-            TransportVariant::Plain { .. } => unreachable!("DirectTransport wraps a direct variant"),
+            _ => unreachable!("DirectTransport wraps a direct variant"),
         }
     }
 

@@ -104,7 +104,9 @@ impl Shard {
                 }
                 v
             }
-            TransportKind::Direct | TransportKind::Link { .. } | TransportKind::PipeOut => Vec::new(),
+            TransportKind::Direct | TransportKind::Link { .. } | TransportKind::PipeOut | TransportKind::WebRtc(_) => {
+                Vec::new()
+            }
         };
         // A socket routes to one transport: taking over another's would leave that one deaf and
         // release the socket under it when this one closes.
@@ -132,7 +134,7 @@ impl Shard {
             traffic: TrafficCounters::default(),
         });
         for (s, rtcp) in sockets {
-            self.sockets.insert(s, (key, rtcp));
+            self.sockets.insert(s, super::webrtc::SocketRoute::Plain { transport: key, rtcp });
         }
         self.ids.insert(id, (ObjectKind::Transport, key));
         self.routers.get_mut(rkey).expect("router key checked").transports.push(key);
@@ -198,7 +200,7 @@ impl Shard {
     /// Copy the transport's current target into its consumers.
     pub(super) fn refresh_targets(&mut self, tkey: u32) {
         let t = self.transports.get(tkey).expect("transport key");
-        let target = t.rtp_target();
+        let target = t.rtp_target(tkey);
         for &c in &t.consumers {
             if let Some(c) = self.consumers.get_mut(c) {
                 c.target = target;
@@ -400,7 +402,7 @@ impl Shard {
             }
         }
 
-        let target = t.rtp_target();
+        let target = t.rtp_target(tkey);
         let router = t.router;
         let kind = p.kind;
         let producer_paused = p.paused;
@@ -574,7 +576,7 @@ impl Shard {
         Ok(())
     }
 
-    fn close_transport_key(&mut self, tkey: u32, reason: Option<CloseReason>) {
+    pub(super) fn close_transport_key(&mut self, tkey: u32, reason: Option<CloseReason>) {
         let producers = self.transports.get(tkey).expect("transport key").producers.clone();
         for p in producers {
             self.close_producer_key(p, Some(CloseReason::TransportClosed));
@@ -585,12 +587,16 @@ impl Shard {
         for c in consumers {
             self.close_consumer_key(c, Some(CloseReason::TransportClosed));
         }
-        let t = self.transports.remove(tkey).expect("transport key");
-        if let TransportKind::Plain(p) = &t.kind {
-            for s in std::iter::once(p.rtp_socket).chain(p.rtcp_socket) {
-                self.sockets.remove(&s);
-                self.released_sockets.push(s);
+        let mut t = self.transports.remove(tkey).expect("transport key");
+        match &mut t.kind {
+            TransportKind::Plain(p) => {
+                for s in std::iter::once(p.rtp_socket).chain(p.rtcp_socket) {
+                    self.sockets.remove(&s);
+                    self.released_sockets.push(s);
+                }
             }
+            TransportKind::WebRtc(w) => self.release_webrtc(tkey, w),
+            TransportKind::Direct | TransportKind::Link { .. } | TransportKind::PipeOut => {}
         }
         if let Some(r) = self.routers.get_mut(t.router) {
             r.transports.retain(|&k| k != tkey);

@@ -3,89 +3,81 @@
 
 use serde::Serialize;
 
-/// Why a datagram or packet did not go further.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+/// One list of reasons: the enum, its counters (snake_case in JSON) and `count` come from it.
+macro_rules! drop_reasons {
+    ($( $(#[$doc:meta])* $variant:ident => $field:ident, )*) => {
+        /// Why a datagram or packet did not go further.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum DropReason {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        /// Counters for each [`DropReason`], snake_case in JSON.
+        #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+        pub struct DropCounters {
+            $( pub $field: u64, )*
+        }
+
+        impl DropCounters {
+            #[inline]
+            pub fn count(&mut self, reason: DropReason) {
+                let c = match reason {
+                    $( DropReason::$variant => &mut self.$field, )*
+                };
+                *c += 1;
+            }
+
+            pub fn total(&self) -> u64 {
+                0 $( + self.$field )*
+            }
+
+            /// (snake_case name, count) of every reason, for metrics.
+            pub fn by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+                [$( (stringify!($field), self.$field), )*].into_iter()
+            }
+        }
+    };
+}
+
+drop_reasons! {
     /// Datagram on a socket no transport owns (closed meanwhile).
-    UnknownSocket,
+    UnknownSocket => unknown_socket,
     /// First byte matches no protocol we handle on this transport (STUN/DTLS on plain, garbage).
-    UnknownProtocol,
-    /// Source address is not the connected remote of the transport.
-    UnknownSource,
+    UnknownProtocol => unknown_protocol,
+    /// Source address is not the connected remote of the transport (or, for a WebRtcTransport,
+    /// not a tuple ICE validated).
+    UnknownSource => unknown_source,
     /// RTP header does not parse.
-    MalformedRtp,
+    MalformedRtp => malformed_rtp,
     /// RTCP compound does not parse (items before the bad one were processed).
-    MalformedRtcp,
+    MalformedRtcp => malformed_rtcp,
     /// No producer for the SSRC / MID / RID.
-    ProducerNotFound,
+    ProducerNotFound => producer_not_found,
     /// Payload type not in the producer's codecs.
-    UnknownPayloadType,
+    UnknownPayloadType => unknown_payload_type,
     /// Producer is paused.
-    ProducerPaused,
+    ProducerPaused => producer_paused,
     /// Consumer paused, producer paused or transport not connected.
-    ConsumerInactive,
+    ConsumerInactive => consumer_inactive,
     /// Video consumer waiting for a key frame after (re)start.
-    NotAKeyFrame,
+    NotAKeyFrame => not_a_key_frame,
     /// Consumer output sequence manager rejected the packet (too old / duplicate).
-    SequenceRejected,
+    SequenceRejected => sequence_rejected,
     /// Transport has no remote address yet.
-    NoRemote,
+    NoRemote => no_remote,
     /// RTX packet without a usable original sequence number.
-    MalformedRtx,
-}
-
-/// Counters for each [`DropReason`], snake_case in JSON.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub struct DropCounters {
-    pub unknown_socket: u64,
-    pub unknown_protocol: u64,
-    pub unknown_source: u64,
-    pub malformed_rtp: u64,
-    pub malformed_rtcp: u64,
-    pub producer_not_found: u64,
-    pub unknown_payload_type: u64,
-    pub producer_paused: u64,
-    pub consumer_inactive: u64,
-    pub not_a_key_frame: u64,
-    pub sequence_rejected: u64,
-    pub no_remote: u64,
-    pub malformed_rtx: u64,
-}
-
-impl DropCounters {
-    #[inline]
-    pub fn count(&mut self, reason: DropReason) {
-        let c = match reason {
-            DropReason::UnknownSocket => &mut self.unknown_socket,
-            DropReason::UnknownProtocol => &mut self.unknown_protocol,
-            DropReason::UnknownSource => &mut self.unknown_source,
-            DropReason::MalformedRtp => &mut self.malformed_rtp,
-            DropReason::MalformedRtcp => &mut self.malformed_rtcp,
-            DropReason::ProducerNotFound => &mut self.producer_not_found,
-            DropReason::UnknownPayloadType => &mut self.unknown_payload_type,
-            DropReason::ProducerPaused => &mut self.producer_paused,
-            DropReason::ConsumerInactive => &mut self.consumer_inactive,
-            DropReason::NotAKeyFrame => &mut self.not_a_key_frame,
-            DropReason::SequenceRejected => &mut self.sequence_rejected,
-            DropReason::NoRemote => &mut self.no_remote,
-            DropReason::MalformedRtx => &mut self.malformed_rtx,
-        };
-        *c += 1;
-    }
-
-    pub fn total(&self) -> u64 {
-        self.unknown_socket
-            + self.unknown_protocol
-            + self.unknown_source
-            + self.malformed_rtp
-            + self.malformed_rtcp
-            + self.producer_not_found
-            + self.unknown_payload_type
-            + self.producer_paused
-            + self.consumer_inactive
-            + self.not_a_key_frame
-            + self.sequence_rejected
-            + self.no_remote
-            + self.malformed_rtx
-    }
+    MalformedRtx => malformed_rtx,
+    /// STUN that is malformed, for no transport here, or refused by ICE (wrong credentials:
+    /// answered with an error response where STUN says so).
+    StunRejected => stun_rejected,
+    /// DTLS before `connect()`, after the association ended, or refused by the DTLS layer.
+    DtlsRejected => dtls_rejected,
+    /// SRTP/SRTCP before DTLS gave keys.
+    SrtpNotReady => srtp_not_ready,
+    /// SRTP/SRTCP authentication failed (wrong key, tampered, truncated).
+    SrtpAuthFailed => srtp_auth_failed,
+    /// SRTP/SRTCP replayed or too old for the replay window.
+    SrtpReplay => srtp_replay,
+    /// SRTP/SRTCP refused for another reason (malformed, too many SSRCs).
+    SrtpOther => srtp_other,
 }

@@ -29,6 +29,18 @@ pub struct TransportSnapshot {
     pub comedia: bool,
     pub rtcp_mux: bool,
     pub traffic: TrafficCounters,
+    pub webrtc: Option<WebRtcSnapshot>,
+}
+
+/// A WebRtcTransport's ICE and DTLS state.
+#[derive(Debug, Clone)]
+pub struct WebRtcSnapshot {
+    pub ice_state: crate::webrtc::ice::IceState,
+    pub ice_selected_tuple: Option<crate::webrtc::ice::IceTuple>,
+    pub ice_parameters: crate::webrtc::ice::IceParameters,
+    pub dtls_state: crate::webrtc::cert::DtlsState,
+    pub dtls_role: Option<crate::webrtc::cert::DtlsRole>,
+    pub srtp_profile: Option<crate::webrtc::srtp::SrtpProfile>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +128,7 @@ impl Shard {
                     TransportKind::Direct | TransportKind::Link { .. } | TransportKind::PipeOut => {
                         (true, None, None, None, None, false, true)
                     }
+                    TransportKind::WebRtc(_) => (false, None, None, None, None, false, true),
                     TransportKind::Plain(p) => {
                         (false, Some(p.local), p.remote, p.local_rtcp, p.remote_rtcp, p.comedia, p.rtcp_mux)
                     }
@@ -134,6 +147,17 @@ impl Shard {
                     comedia,
                     rtcp_mux,
                     traffic: t.traffic,
+                    webrtc: match &t.kind {
+                        TransportKind::WebRtc(w) => Some(WebRtcSnapshot {
+                            ice_state: w.ice.state(),
+                            ice_selected_tuple: w.ice.selected_tuple().copied(),
+                            ice_parameters: w.ice.parameters(),
+                            dtls_state: w.dtls_state,
+                            dtls_role: w.remote.as_ref().map(|r| r.side.into()),
+                            srtp_profile: w.srtp_profile,
+                        }),
+                        _ => None,
+                    },
                 })
             }
             ObjectKind::Producer => {

@@ -10,6 +10,7 @@ use shardsfu_net::SocketId;
 
 use super::keyframe::is_key_frame;
 use super::objects::*;
+use super::webrtc::SocketRoute;
 use super::{DropReason, Event, Shard, Sink, MAX_FORWARDED_EXTENSIONS, RECORD_HEAD_BYTES};
 use crate::rtp::{classify, parse_rtp, rewrite_in_place, write_header, HeaderFields, PacketKind, RtpHeader};
 
@@ -33,9 +34,13 @@ impl Shard {
         data: &'a mut [u8],
         out: &mut impl Sink<'a>,
     ) {
-        let Some(&(tkey, rtcp_socket)) = self.sockets.get(&socket) else {
-            self.drops.count(DropReason::UnknownSocket);
-            return;
+        let (tkey, rtcp_socket) = match self.sockets.get(&socket) {
+            Some(&SocketRoute::Plain { transport, rtcp }) => (transport, rtcp),
+            Some(&SocketRoute::Ice(route)) => return self.handle_ice_datagram(now, socket, route, src, data, out),
+            None => {
+                self.drops.count(DropReason::UnknownSocket);
+                return;
+            }
         };
         let kind = classify(data);
         let t = self.transports.get_mut(tkey).expect("socket table holds live transports");
@@ -304,7 +309,7 @@ impl Shard {
         let body: &'a [u8] = &data[hdr.header_len..];
         let router = p.router;
 
-        let Shard { routers, consumers, scratch, ext, drops, events, records_out, .. } = self;
+        let Shard { routers, consumers, transports, scratch, srtp_buf, ext, drops, events, records_out, .. } = self;
         let Some(list) = routers.get(router).and_then(|r| r.fanout.get(&pkey)) else {
             return;
         };
@@ -373,6 +378,9 @@ impl Shard {
                     if out.to_shard(shard, &scratch[..RECORD_HEAD_BYTES + n], body) {
                         *records_out += 1;
                     }
+                }
+                Target::Srtp { socket, dest, transport } => {
+                    Shard::send_srtp_rtp(transports, transport, socket, dest, head, body, &mut srtp_buf[..], drops, out)
                 }
                 Target::None => {}
             }

@@ -18,6 +18,7 @@ pub mod keyframe;
 mod objects;
 mod span;
 mod table;
+mod webrtc;
 
 pub mod counters;
 
@@ -31,10 +32,12 @@ pub use control::{ConsumerSpec, PlainSpec, ProducerSpec};
 pub use counters::{DropCounters, DropReason};
 pub use dump::{
     ConsumerSnapshot, ProducerSnapshot, RouterSnapshot, ShardSnapshot, Snapshot, StreamSnapshot, TransportSnapshot,
+    WebRtcSnapshot,
 };
 pub use objects::MirrorOf;
 pub use span::{ShardCommand, MIRROR_IDLE, RECORD_HEAD_BYTES};
 pub use table::{FastMap, IntHasher, Slab};
+pub use webrtc::{stun_local_ufrag, IceSocketSpec, WebRtcSpec, MAX_WEBRTC_SOCKETS, SRTP_PROFILES};
 
 use crate::rtp::{ExtensionsBuilder, NtpTime};
 use objects::{ConsumerState, ProducerState, RouterState, TransportState};
@@ -74,6 +77,8 @@ pub enum CloseReason {
     RouterClosed,
     TransportClosed,
     ProducerClosed,
+    /// The WebRtcServer a WebRtcTransport listened through closed.
+    ListenServerClosed,
 }
 
 impl CloseReason {
@@ -84,6 +89,7 @@ impl CloseReason {
             CloseReason::RouterClosed => "routerclose",
             CloseReason::TransportClosed => "transportclose",
             CloseReason::ProducerClosed => "producerclose",
+            CloseReason::ListenServerClosed => "listenserverclose",
         }
     }
 }
@@ -107,6 +113,12 @@ pub enum Event {
     DirectRtp { consumer: ObjectId, packet: Vec<u8> },
     /// A DirectTransport sent an RTCP packet.
     DirectRtcp { transport: ObjectId, packet: Vec<u8> },
+    /// mediasoup's `webRtcTransport.on('icestatechange')`.
+    IceStateChange { transport: ObjectId, state: crate::webrtc::ice::IceState },
+    /// mediasoup's `webRtcTransport.on('iceselectedtuplechange')`.
+    IceSelectedTupleChange { transport: ObjectId, tuple: crate::webrtc::ice::IceTuple },
+    /// mediasoup's `webRtcTransport.on('dtlsstatechange')`.
+    DtlsStateChange { transport: ObjectId, state: crate::webrtc::cert::DtlsState },
 }
 
 /// Kind of object behind an [`ObjectId`] on this shard.
@@ -144,7 +156,15 @@ pub struct Shard {
     producers: Slab<ProducerState>,
     consumers: Slab<ConsumerState>,
     ids: FastMap<ObjectId, (ObjectKind, u32)>,
-    sockets: FastMap<SocketId, (u32, bool)>,
+    sockets: FastMap<SocketId, webrtc::SocketRoute>,
+    /// Tuples ICE validated: (socket, remote) -> WebRtcTransport.
+    ice_tuples: FastMap<(SocketId, SocketAddr), u32>,
+    /// Local ICE username fragments -> WebRtcTransport (demux on WebRtcServer sockets).
+    ice_ufrags: std::collections::HashMap<String, u32>,
+    /// This shard's part of each WebRtcServer: its sockets.
+    webrtc_servers: FastMap<ObjectId, Vec<SocketId>>,
+    /// Where SRTP protects outgoing packets.
+    srtp_buf: Box<[u8; webrtc::SRTP_BUFFER_BYTES]>,
     events: VecDeque<Event>,
     released_sockets: Vec<SocketId>,
     drops: DropCounters,
@@ -170,6 +190,10 @@ impl Shard {
             consumers: Slab::default(),
             ids: FastMap::default(),
             sockets: FastMap::default(),
+            ice_tuples: FastMap::default(),
+            ice_ufrags: std::collections::HashMap::new(),
+            webrtc_servers: FastMap::default(),
+            srtp_buf: Box::new([0; webrtc::SRTP_BUFFER_BYTES]),
             events: VecDeque::new(),
             released_sockets: Vec::new(),
             drops: DropCounters::default(),
@@ -193,6 +217,12 @@ impl Shard {
     #[inline]
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
+    }
+
+    /// Whether sockets wait for the adapter to close them.
+    #[inline]
+    pub fn has_released_sockets(&self) -> bool {
+        !self.released_sockets.is_empty()
     }
 
     /// Sockets whose transports closed; the adapter closes them.

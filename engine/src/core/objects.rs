@@ -42,6 +42,12 @@ pub enum Target {
         shard: usize,
         mirror: ObjectId,
     },
+    /// A WebRtcTransport's selected tuple, protected with `transport`'s outbound SRTP session.
+    Srtp {
+        socket: SocketId,
+        dest: SocketAddr,
+        transport: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -68,6 +74,8 @@ pub enum TransportKind {
     /// Hidden, one per router on a shard: holds the pipe consumers of pipeToRouter links, each
     /// with its own `Target::Shard`.
     PipeOut,
+    /// ICE-lite + DTLS + SRTP (see `webrtc.rs`).
+    WebRtc(Box<super::webrtc::WebRtcState>),
 }
 
 /// Which producer stream an SSRC belongs to.
@@ -111,8 +119,9 @@ pub struct TransportState {
 }
 
 impl TransportState {
-    pub fn rtp_target(&self) -> Target {
+    pub fn rtp_target(&self, tkey: u32) -> Target {
         match &self.kind {
+            TransportKind::WebRtc(w) => w.target(tkey),
             TransportKind::Direct => Target::Direct,
             TransportKind::Link { .. } | TransportKind::PipeOut => Target::None,
             TransportKind::Plain(p) => match p.remote {
@@ -122,8 +131,9 @@ impl TransportState {
         }
     }
 
-    pub fn rtcp_target(&self) -> Target {
+    pub fn rtcp_target(&self, tkey: u32) -> Target {
         match &self.kind {
+            TransportKind::WebRtc(w) => w.target(tkey),
             TransportKind::Direct => Target::Direct,
             TransportKind::Link { .. } | TransportKind::PipeOut => Target::None,
             TransportKind::Plain(p) if p.rtcp_mux => match p.remote {

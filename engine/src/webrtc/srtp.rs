@@ -460,14 +460,24 @@ impl SrtpSession {
     /// Encrypts and authenticates the RTP packet `plain` into `out`, which must hold
     /// `plain.len() + profile.rtp_overhead()` bytes. Returns the SRTP packet's length.
     pub fn protect_rtp(&mut self, plain: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
+        self.protect_rtp_parts(plain, &[], out)
+    }
+
+    /// [`Self::protect_rtp`] of the packet `head ++ body`, where `head` holds at least the whole
+    /// RTP header: the forwarding path's rewritten header and shared payload, joined in `out`.
+    pub fn protect_rtp_parts(&mut self, head: &[u8], body: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
         let tag_len = self.profile.rtp_overhead();
-        let header_len = rtp_header_len(plain)?;
-        let total = plain.len() + tag_len;
+        let header_len = rtp_header_len(head)?;
+        if header_len > head.len() {
+            return Err(SrtpError::Malformed);
+        }
+        let plain_len = head.len() + body.len();
+        let total = plain_len + tag_len;
         if out.len() < total {
             return Err(SrtpError::BufferTooSmall);
         }
-        let seq = u16::from_be_bytes([plain[2], plain[3]]);
-        let ssrc = u32::from_be_bytes([plain[8], plain[9], plain[10], plain[11]]);
+        let seq = u16::from_be_bytes([head[2], head[3]]);
+        let ssrc = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
         let index = match self.rtp_send.get(&ssrc) {
             None if self.rtp_send.len() >= MAX_SSRCS => return Err(SrtpError::TooManySsrcs),
             None => u64::from(seq),
@@ -475,21 +485,22 @@ impl SrtpSession {
             Some(state) => estimate_index(state.roc, state.highest_seq, seq).ok_or(SrtpError::IndexExhausted)?,
         };
         let roc = (index >> 16) as u32;
-        out[..plain.len()].copy_from_slice(plain);
+        out[..head.len()].copy_from_slice(head);
+        out[head.len()..plain_len].copy_from_slice(body);
 
         match &self.keys {
             Keys::Gcm { rtp, rtp_salt, .. } => {
                 let nonce = gcm_rtp_nonce(rtp_salt, ssrc, roc, seq);
-                let (header, body) = out[..total].split_at_mut(header_len);
-                let (payload, tag_out) = body.split_at_mut(plain.len() - header_len);
+                let (header, rest) = out[..total].split_at_mut(header_len);
+                let (payload, tag_out) = rest.split_at_mut(plain_len - header_len);
                 let tag =
                     rtp.seal_in_place_separate_tag(nonce, Aad::from(&*header), payload).map_err(|_| SrtpError::Auth)?;
                 tag_out.copy_from_slice(tag.as_ref());
             }
             Keys::Cm { rtp, rtp_auth, rtp_tag_len, .. } => {
-                rtp.apply(ssrc, index, &mut out[header_len..plain.len()]);
-                let tag = hmac_sha1(rtp_auth, &out[..plain.len()], &roc.to_be_bytes());
-                out[plain.len()..total].copy_from_slice(&tag[..*rtp_tag_len]);
+                rtp.apply(ssrc, index, &mut out[header_len..plain_len]);
+                let tag = hmac_sha1(rtp_auth, &out[..plain_len], &roc.to_be_bytes());
+                out[plain_len..total].copy_from_slice(&tag[..*rtp_tag_len]);
             }
         }
 
