@@ -56,12 +56,18 @@ impl<'a> Sink<'a> for Out {
 }
 
 /// Reads the input front to back; runs dry as zeros (so every op is well defined).
-struct Input<'d> {
+pub(super) struct Input<'d> {
     data: &'d [u8],
 }
 
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
+impl<'d> Input<'d> {
+    pub(super) fn new(data: &'d [u8]) -> Self {
+        Input { data }
+    }
+    pub(super) fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    pub(super) fn u8(&mut self) -> u8 {
         match self.data.split_first() {
             Some((&b, rest)) => {
                 self.data = rest;
@@ -70,13 +76,13 @@ impl Input<'_> {
             None => 0,
         }
     }
-    fn u16(&mut self) -> u16 {
+    pub(super) fn u16(&mut self) -> u16 {
         u16::from_be_bytes([self.u8(), self.u8()])
     }
-    fn u32(&mut self) -> u32 {
+    pub(super) fn u32(&mut self) -> u32 {
         u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
     }
-    fn bytes(&mut self, n: usize) -> &[u8] {
+    pub(super) fn bytes(&mut self, n: usize) -> &[u8] {
         let n = n.min(self.data.len());
         let (head, rest) = self.data.split_at(n);
         self.data = rest;

@@ -14,6 +14,8 @@ mod feedback;
 mod forward;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_webrtc;
 pub mod keyframe;
 mod objects;
 mod span;
