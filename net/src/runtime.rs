@@ -63,9 +63,10 @@ pub struct ShardLoad {
     pub busy_fraction: f32,
     pub rx_pps: u64,
     pub tx_pps: u64,
-    /// Datagrams received (and handed to the service).
+    /// Datagrams received (and handed to the service), TCP frames included.
     pub rx_packets: u64,
-    /// Datagrams the kernel accepted (GSO segments count individually).
+    /// Datagrams the kernel accepted (GSO segments count individually), and TCP frames taken
+    /// into a connection's send buffer.
     pub tx_packets: u64,
     /// Datagrams the kernel refused, or discarded by a close.
     pub tx_dropped: u64,
@@ -84,8 +85,8 @@ pub struct ShardLoad {
     pub shard_batch_buffers: u64,
     /// TCP connections accepted (ICE-TCP passive candidates, `Io::listen_tcp`).
     pub tcp_accepted: u64,
-    /// TCP connections closed at accept: over `MAX_TCP_CONNECTIONS_PER_SHARD` or a full socket
-    /// table.
+    /// TCP connections closed at accept: over `MAX_TCP_CONNECTIONS_PER_SHARD`, a full socket
+    /// table, or the process out of file descriptors.
     pub tcp_rejected: u64,
     /// TCP connections net closed because they ended: peer EOF, reset, write error.
     pub tcp_closed: u64,

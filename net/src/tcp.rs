@@ -238,6 +238,9 @@ impl Udp {
     pub(crate) fn listen_tcp(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
+        if self.spare_fd.is_none() {
+            self.spare_fd = std::fs::File::open("/dev/null").ok();
+        }
         self.insert(Sock::TcpListener(listener))
     }
 
@@ -246,19 +249,24 @@ impl Udp {
         let Some(Sock::TcpListener(l)) = self.sock(listener) else {
             return Accepted::Done;
         };
-        let (stream, remote) = loop {
+        let accepted = loop {
             match l.accept() {
-                Ok(pair) => break pair,
+                Ok(pair) => break Ok(pair),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // The peer gave up while queued: try the next one.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => return Accepted::Rejected,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Done,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => break Err(e),
                 Err(e) => {
-                    // EMFILE / ENFILE / ENOBUFS...: the listener stays readable; we retry next turn.
+                    // ENOBUFS, ENOMEM...: the listener stays readable; we retry next turn.
                     tracing::debug!(?listener, error = %e, "accept failed");
                     return Accepted::Done;
                 }
             }
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => return self.shed_without_descriptors(listener, e),
         };
         if self.counters.tcp_connections as usize >= self.tcp_limit || !self.has_room() {
             self.counters.tcp_rejected += 1;
@@ -283,6 +291,24 @@ impl Udp {
                 Accepted::Rejected
             }
         }
+    }
+
+    /// Out of descriptors: the connection would stay queued and the level-triggered listener
+    /// readable, spinning the shard. Frees the reserve descriptor to accept the connection and
+    /// close it at once (counted as rejected), then takes the reserve again.
+    fn shed_without_descriptors(&mut self, listener: SocketId, error: io::Error) -> Accepted {
+        tracing::debug!(?listener, %error, "out of file descriptors; shedding a connection");
+        let Some(spare) = self.spare_fd.take() else {
+            return Accepted::Done;
+        };
+        drop(spare);
+        let shed = matches!(self.sock(listener), Some(Sock::TcpListener(l)) if l.accept().is_ok());
+        self.spare_fd = std::fs::File::open("/dev/null").ok();
+        if !shed {
+            return Accepted::Done;
+        }
+        self.counters.tcp_rejected += 1;
+        Accepted::Rejected
     }
 
     /// The remote address of connection `id`.

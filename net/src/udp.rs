@@ -170,6 +170,10 @@ pub(crate) struct Udp {
     pub(crate) tcp_ended: Vec<SocketId>,
     /// Connection limit in force (`MAX_TCP_CONNECTIONS_PER_SHARD`; lowered only by tests).
     pub(crate) tcp_limit: usize,
+    /// A descriptor held in reserve once a listener exists: when `accept` fails for lack of
+    /// descriptors (EMFILE), it is closed to accept and close the waiting connection, so the
+    /// level-triggered listener does not keep the shard spinning (see `Udp::accept_tcp`).
+    pub(crate) spare_fd: Option<std::fs::File>,
 }
 
 impl Udp {
@@ -201,6 +205,7 @@ impl Udp {
             tcp_dirty: Vec::with_capacity(MAX_TCP_CONNECTIONS_PER_SHARD),
             tcp_ended: Vec::with_capacity(MAX_TCP_CONNECTIONS_PER_SHARD),
             tcp_limit: MAX_TCP_CONNECTIONS_PER_SHARD,
+            spare_fd: None,
         }
     }
 
