@@ -4,7 +4,7 @@
 //!
 //! One shard per core, mediasoup/seastar style: each shard is a glommio `LocalExecutor` on its own
 //! (optionally pinned) thread, running one task, the *shard loop*, which owns a [`ShardService`]
-//! (the sans-IO SFU logic, built on the shard thread by a factory), its UDP sockets, an epoll set
+//! (the sans-IO SFU logic, built on the shard thread by a factory), its UDP and TCP sockets, an epoll set
 //! and a transmit queue. Nothing on the packet path is shared between threads. Shards talk to each
 //! other and to API callers only through bounded SPSC [`ring`]s: per ordered pair of shards one
 //! command ring, one media ring and one return ring, plus one inbound API ring per shard (its
@@ -22,6 +22,7 @@
 //!    (`MSG_TRUNC` = counted and skipped), call [`ShardService::on_datagram`] on each, then a flush
 //!    point *before* the next `recvmmsg` reuses the buffers (bodies may borrow them).
 //!    At most `MAX_RX_PER_TURN` datagrams per turn, so one socket cannot starve the others.
+//!    TCP listeners accept and TCP connections read here too (see *Passive TCP* below).
 //! 4. If `poll_timeout() <= now`, call [`ShardService::on_timeout`]; a flush point.
 //! 5. If the turn did work, `yield_if_needed` and go again. Otherwise spin (steps 1-4 again) for
 //!    `spin_before_park`, then park.
@@ -79,6 +80,35 @@
 //! bodies are never copied in user space. If the kernel refuses GSO, the shard falls back for
 //! good to plain `sendmmsg` of single datagrams (logged once).
 //!
+//! # Passive TCP (ICE-TCP)
+//!
+//! For clients that cannot use UDP, a shard also owns TCP listeners ([`Io::listen_tcp`]; RFC 6544
+//! passive candidates) and their accepted connections, in the same socket table, `SocketId`
+//! space and epoll set as its UDP sockets. Each accepted connection gets its own id, announced
+//! by [`ShardService::on_tcp_accept`]. The stream is framed as RFC 4571 (a 2-byte big-endian
+//! length, then the packet) and net hides the framing: each complete frame reaches the service
+//! through the same [`ShardService::on_datagram`] as a UDP datagram (`socket` = the connection,
+//! `src` = its remote address), in place in the connection's reassembly buffer
+//! (`TCP_RX_BUFFER_BYTES`, one maximal frame: a partial frame always fits). Frames split across
+//! reads and many frames per read both work; zero-length frames are skipped and counted. One
+//! connection is read for at most `MAX_TCP_RX_BYTES_PER_TURN` per turn, frames count against
+//! `MAX_RX_PER_TURN`, and the loop flushes after each read, before the buffer is reused.
+//!
+//! [`Io::send`] on a connection ignores `dest` and copies `len ++ head ++ body` into the
+//! connection's send buffer (`TCP_TX_BUFFER_BYTES`); at each flush every connection with data
+//! gets one `send` (not one per packet). If the kernel takes only part, the rest stays (frames
+//! are appended whole, bytes leave from the front, so framing survives partial writes) and
+//! EPOLLOUT is registered until it drains. A frame that does not fit (a peer reading slower
+//! than we send) or is longer than `MAX_TCP_FRAME_BYTES` is dropped and counted
+//! (`ShardLoad::tcp_tx_dropped`), as UDP congestion would lose it.
+//!
+//! A connection that ends by itself (peer EOF, reset, write error) is closed by net and reported
+//! once with [`ShardService::on_tcp_closed`] at the next flush point; its id is dead from then
+//! on (sends are counted drops, closes are no-ops). [`Io::close_socket`] closes any socket
+//! without a callback. At most `MAX_TCP_CONNECTIONS_PER_SHARD` connections are open per shard:
+//! further ones are accepted and closed at once (`ShardLoad::tcp_rejected`). Buffers are
+//! allocated once per connection at accept; nothing is allocated per frame.
+//!
 //! Everything is bounded (`MAX_*` constants) and preallocated per shard: no allocation per packet.
 
 mod media;
@@ -86,6 +116,7 @@ pub mod ring;
 mod runtime;
 mod shard;
 mod sys;
+mod tcp;
 mod udp;
 
 pub use media::{
@@ -98,6 +129,10 @@ pub use runtime::{
 pub use shard::{
     Io, ShardService, LOAD_WINDOW, MAX_COMMANDS_PER_TURN, MAX_EPOLL_EVENTS, MAX_PARK, MAX_RX_BATCHES_PER_SOCKET,
     MAX_RX_PER_TURN,
+};
+pub use tcp::{
+    MAX_TCP_ACCEPTS_PER_TURN, MAX_TCP_CONNECTIONS_PER_SHARD, MAX_TCP_FRAME_BYTES, MAX_TCP_RX_BYTES_PER_TURN,
+    TCP_FRAME_PREFIX_BYTES, TCP_RX_BUFFER_BYTES, TCP_TX_BUFFER_BYTES,
 };
 pub use udp::{
     SocketId, MAX_GSO_BYTES, MAX_GSO_SEGMENTS, MAX_HEAD_BYTES, MAX_RX_BATCH, MAX_SOCKETS_PER_SHARD, MAX_TX_ENTRIES,

@@ -63,9 +63,10 @@ pub struct ShardLoad {
     pub busy_fraction: f32,
     pub rx_pps: u64,
     pub tx_pps: u64,
-    /// Datagrams received (and handed to the service).
+    /// Datagrams received (and handed to the service), TCP frames included.
     pub rx_packets: u64,
-    /// Datagrams the kernel accepted (GSO segments count individually).
+    /// Datagrams the kernel accepted (GSO segments count individually), and TCP frames taken
+    /// into a connection's send buffer.
     pub tx_packets: u64,
     /// Datagrams the kernel refused, or discarded by a close.
     pub tx_dropped: u64,
@@ -82,6 +83,20 @@ pub struct ShardLoad {
     /// Media batch buffers this shard has allocated, over all peers (at most
     /// `MAX_MEDIA_BUFFERS_PER_PAIR` per peer; flat once the pools are warm).
     pub shard_batch_buffers: u64,
+    /// TCP connections accepted (ICE-TCP passive candidates, `Io::listen_tcp`).
+    pub tcp_accepted: u64,
+    /// TCP connections closed at accept: over `MAX_TCP_CONNECTIONS_PER_SHARD`, a full socket
+    /// table, or the process out of file descriptors.
+    pub tcp_rejected: u64,
+    /// TCP connections net closed because they ended: peer EOF, reset, write error.
+    pub tcp_closed: u64,
+    /// Frames `Io::send` could not queue on a TCP connection: its send buffer was full (the
+    /// peer reads too slowly) or the frame was longer than `MAX_TCP_FRAME_BYTES`.
+    pub tcp_tx_dropped: u64,
+    /// Zero-length RFC 4571 frames received (skipped).
+    pub tcp_rx_empty: u64,
+    /// TCP connections open now.
+    pub tcp_connections: u64,
 }
 
 #[derive(Debug)]

@@ -12,7 +12,8 @@ use crate::media::{
 use crate::ring::{Consumer, Producer};
 use crate::runtime::ShardLoad;
 use crate::sys::{self, EventFd};
-use crate::udp::{Counters, RxBatch, RxSkip, SocketId, Udp, MAX_RX_BATCH};
+use crate::tcp::{Accepted, ReadResult, MAX_TCP_ACCEPTS_PER_TURN, MAX_TCP_RX_BYTES_PER_TURN};
+use crate::udp::{Counters, Kind, RxBatch, RxSkip, SocketId, Udp, MAX_RX_BATCH};
 
 /// Commands handed to the service per loop turn, over all inbound rings.
 pub const MAX_COMMANDS_PER_TURN: usize = 256;
@@ -70,6 +71,24 @@ pub trait ShardService: 'static {
     /// batch, the commands, and at the end of each turn): the place to queue per-batch work.
     /// Runs often, so keep it cheap.
     fn on_flush(&mut self, _now: Instant, _io: &mut Io<'_, Self::Command>) {}
+    /// A connection accepted on `listener` (from [`Io::listen_tcp`]), now open as `conn`.
+    /// Its RFC 4571 frames arrive through [`ShardService::on_datagram`] with `socket = conn` and
+    /// `src = remote`; [`Io::send`] to `conn` frames and queues (`dest` is ignored). The default
+    /// keeps the connection.
+    fn on_tcp_accept(
+        &mut self,
+        _now: Instant,
+        _listener: SocketId,
+        _conn: SocketId,
+        _remote: SocketAddr,
+        _io: &mut Io<'_, Self::Command>,
+    ) {
+    }
+    /// Connection `conn` is closed and its id dead: the peer closed it (EOF), it failed (reset,
+    /// write error), or its epoll registration did. Called at the flush point after net found
+    /// out; *not* called for connections the service closed itself with [`Io::close_socket`],
+    /// nor at shutdown.
+    fn on_tcp_closed(&mut self, _now: Instant, _conn: SocketId, _io: &mut Io<'_, Self::Command>) {}
     /// Called once when the runtime stops, before sockets are closed.
     fn on_stop(&mut self, _now: Instant, _io: &mut Io<'_, Self::Command>) {}
 }
@@ -89,6 +108,12 @@ pub(crate) struct LoadCells {
     shard_tx_dropped: AtomicU64,
     shard_rx_malformed: AtomicU64,
     shard_batch_buffers: AtomicU64,
+    tcp_accepted: AtomicU64,
+    tcp_rejected: AtomicU64,
+    tcp_closed: AtomicU64,
+    tcp_tx_dropped: AtomicU64,
+    tcp_rx_empty: AtomicU64,
+    tcp_connections: AtomicU64,
 }
 
 impl LoadCells {
@@ -106,6 +131,12 @@ impl LoadCells {
             shard_tx_dropped: self.shard_tx_dropped.load(Ordering::Relaxed),
             shard_rx_malformed: self.shard_rx_malformed.load(Ordering::Relaxed),
             shard_batch_buffers: self.shard_batch_buffers.load(Ordering::Relaxed),
+            tcp_accepted: self.tcp_accepted.load(Ordering::Relaxed),
+            tcp_rejected: self.tcp_rejected.load(Ordering::Relaxed),
+            tcp_closed: self.tcp_closed.load(Ordering::Relaxed),
+            tcp_tx_dropped: self.tcp_tx_dropped.load(Ordering::Relaxed),
+            tcp_rx_empty: self.tcp_rx_empty.load(Ordering::Relaxed),
+            tcp_connections: self.tcp_connections.load(Ordering::Relaxed),
         }
     }
 }
@@ -210,15 +241,41 @@ impl<'a, C: Send + 'static> Io<'a, C> {
         self.core.udp.local_addr(socket)
     }
 
-    /// Closes a socket; its queued, unflushed datagrams are discarded (counted as `tx_dropped`).
-    /// An unknown id is a no-op.
-    pub fn close_udp(&mut self, socket: SocketId) {
+    /// Binds a nonblocking listening TCP socket (`SO_REUSEADDR`; port 0 = ephemeral, see
+    /// [`Io::local_addr`]) owned by this shard. Each accepted connection gets its own
+    /// [`SocketId`] and is announced by [`ShardService::on_tcp_accept`]; at most
+    /// `MAX_TCP_CONNECTIONS_PER_SHARD` are open at once (more are closed at once and counted in
+    /// `ShardLoad::tcp_rejected`).
+    pub fn listen_tcp(&mut self, addr: SocketAddr) -> std::io::Result<SocketId> {
+        self.core.udp.listen_tcp(addr)
+    }
+
+    /// The remote address of TCP connection `conn` (`None` for other or unknown ids).
+    pub fn remote_addr(&self, conn: SocketId) -> Option<SocketAddr> {
+        self.core.udp.remote_addr(conn)
+    }
+
+    /// Closes any socket: UDP socket, TCP listener (accepted connections stay open) or TCP
+    /// connection. Queued, unflushed UDP datagrams are discarded (counted as `tx_dropped`); a
+    /// connection's unsent framed bytes are discarded. No `on_tcp_closed` follows: the caller
+    /// knows. An unknown id is a no-op.
+    pub fn close_socket(&mut self, socket: SocketId) {
         self.core.udp.close(socket)
+    }
+
+    /// Same as [`Io::close_socket`] (kept for existing callers).
+    pub fn close_udp(&mut self, socket: SocketId) {
+        self.close_socket(socket)
     }
 
     /// Queues one datagram: `head` (copied now, at most `MAX_HEAD_BYTES`) then `body` (borrowed
     /// until the flush). Never allocates; flushes first when the preallocated queue is full.
     /// Unknown/closed socket or oversized head = counted drop.
+    ///
+    /// On a TCP connection `dest` is ignored: the frame (2-byte length, `head`, `body`, both
+    /// copied now, together at most `MAX_TCP_FRAME_BYTES`) is appended to the connection's send
+    /// buffer, written with one `send` per connection per flush. A frame that does not fit in
+    /// the `TCP_TX_BUFFER_BYTES` buffer, or is too long, is dropped (`ShardLoad::tcp_tx_dropped`).
     pub fn send(&mut self, socket: SocketId, dest: SocketAddr, head: &[u8], body: &'a [u8]) {
         self.core.udp.queue(socket, dest, head, body)
     }
@@ -277,6 +334,13 @@ impl<'a, C: Send + 'static> Io<'a, C> {
         self.core.udp.disable_gso()
     }
 
+    /// Test hook: lower this shard's TCP connection limit below `MAX_TCP_CONNECTIONS_PER_SHARD`
+    /// (clamped to it), so the limit can be reached without thousands of sockets.
+    #[doc(hidden)]
+    pub fn limit_tcp_connections(&mut self, max: usize) {
+        self.core.udp.tcp_limit = max.min(crate::tcp::MAX_TCP_CONNECTIONS_PER_SHARD);
+    }
+
     /// Test hook: GSO messages (of more than one segment) the kernel accepted on this shard.
     #[doc(hidden)]
     pub fn gso_messages_sent(&self) -> u64 {
@@ -320,6 +384,12 @@ impl LoadMeter {
         cells.shard_tx_dropped.store(m.tx_dropped, Ordering::Relaxed);
         cells.shard_rx_malformed.store(m.rx_malformed, Ordering::Relaxed);
         cells.shard_batch_buffers.store(m.buffers_allocated, Ordering::Relaxed);
+        cells.tcp_accepted.store(c.tcp_accepted, Ordering::Relaxed);
+        cells.tcp_rejected.store(c.tcp_rejected, Ordering::Relaxed);
+        cells.tcp_closed.store(c.tcp_closed, Ordering::Relaxed);
+        cells.tcp_tx_dropped.store(c.tcp_tx_dropped, Ordering::Relaxed);
+        cells.tcp_rx_empty.store(c.tcp_rx_empty, Ordering::Relaxed);
+        cells.tcp_connections.store(c.tcp_connections, Ordering::Relaxed);
         *self = LoadMeter {
             window_start: now,
             busy: Duration::ZERO,
@@ -426,6 +496,95 @@ impl<S: ShardService> Shard<S> {
         service.on_flush(now, &mut Io::new(&mut self.core));
         self.core.push_media(false);
         self.core.udp.flush();
+        if !self.core.udp.tcp_ended.is_empty() {
+            self.report_tcp_ended(now, service);
+        }
+    }
+
+    /// Tells the service about the TCP connections that ended (`on_tcp_closed`), then sends what
+    /// it queued. Connections found ended by that send wait for the next flush point.
+    fn report_tcp_ended(&mut self, now: Instant, service: &mut S) {
+        let n = self.core.udp.tcp_ended.len();
+        for i in 0..n {
+            let conn = self.core.udp.tcp_ended[i];
+            service.on_tcp_closed(now, conn, &mut Io::new(&mut self.core));
+        }
+        self.core.udp.tcp_ended.drain(..n);
+        self.core.udp.flush();
+    }
+
+    /// Accepts up to `MAX_TCP_ACCEPTS_PER_TURN` connections from `listener`, announcing each
+    /// with `on_tcp_accept`. Returns the connections taken (accepted or rejected).
+    fn accept_tcp(&mut self, now: Instant, service: &mut S, listener: SocketId) -> usize {
+        let mut taken = 0;
+        for _ in 0..MAX_TCP_ACCEPTS_PER_TURN {
+            match self.core.udp.accept_tcp(listener) {
+                Accepted::Conn(conn, remote) => {
+                    service.on_tcp_accept(now, listener, conn, remote, &mut Io::new(&mut self.core));
+                }
+                Accepted::Rejected => {}
+                Accepted::Done => break,
+            }
+            taken += 1;
+        }
+        if taken > 0 {
+            self.flush_tx(now, service);
+        }
+        taken
+    }
+
+    /// Reads connection `conn` (at most `MAX_TCP_RX_BYTES_PER_TURN` bytes) and hands each
+    /// complete RFC 4571 frame to `on_datagram`, in place in the connection's reassembly buffer;
+    /// flushes after each read, before the buffer is read into again (bodies may borrow it).
+    /// Zero-length frames are skipped and counted. EOF or an error closes the connection
+    /// (`on_tcp_closed` at the flush point). Returns the frames delivered.
+    fn receive_tcp(&mut self, now: Instant, service: &mut S, conn: SocketId) -> usize {
+        let Some((mut rx, remote)) = self.core.udp.take_deframer(conn) else {
+            return 0;
+        };
+        let mut bytes = 0;
+        let mut frames = 0;
+        let mut ended = false;
+        while bytes < MAX_TCP_RX_BYTES_PER_TURN {
+            let spare = rx.spare();
+            let room = spare.len();
+            match self.core.udp.read_tcp(conn, spare) {
+                ReadResult::Bytes(n) => {
+                    rx.filled(n);
+                    bytes += n;
+                    while let Some(frame) = rx.next_frame() {
+                        if frame.is_empty() {
+                            self.core.udp.counters.tcp_rx_empty += 1;
+                            continue;
+                        }
+                        if self.core.udp.kind(conn).is_none() {
+                            break; // the service closed it while handling a frame
+                        }
+                        self.core.udp.counters.rx_packets += 1;
+                        frames += 1;
+                        let mut io = Io::new(&mut self.core);
+                        service.on_datagram(now, conn, remote, rx.frame_mut(frame), &mut io);
+                    }
+                    // Frames may be borrowed by queued sends: flush before `spare` moves bytes.
+                    self.flush_tx(now, service);
+                    if n < room {
+                        break; // the socket is (very likely) drained: spare the EAGAIN read
+                    }
+                }
+                ReadResult::WouldBlock | ReadResult::Gone => break,
+                ReadResult::Ended => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended {
+            self.core.udp.end_tcp(conn);
+            self.flush_tx(now, service);
+        } else {
+            self.core.udp.put_deframer(conn, rx);
+        }
+        frames
     }
 
     /// Hands up to `MAX_MEDIA_BATCHES_PER_TURN` inbound media batches to the service, record by
@@ -480,6 +639,7 @@ impl<S: ShardService> Shard<S> {
     ) -> usize {
         let ready = self.core.udp.epoll().wait(events, 0);
         let mut received = 0;
+        let mut accepted = 0;
         for ev in &events[..ready] {
             let token = ev.u64;
             if token == WAKE_TOKEN {
@@ -491,6 +651,26 @@ impl<S: ShardService> Shard<S> {
                 continue;
             }
             let socket = SocketId(token as u32);
+            match self.core.udp.kind(socket) {
+                Some(Kind::Udp) => {}
+                Some(Kind::TcpListener) => {
+                    accepted += self.accept_tcp(now, service, socket);
+                    continue;
+                }
+                Some(Kind::TcpConn) => {
+                    let flags = ev.events;
+                    if flags & libc::EPOLLOUT as u32 != 0 {
+                        self.core.udp.tcp_writable(socket);
+                        accepted += 1; // work done, though not a datagram
+                    }
+                    let readable = (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                    if flags & readable != 0 && received < MAX_RX_PER_TURN {
+                        received += self.receive_tcp(now, service, socket);
+                    }
+                    continue;
+                }
+                None => continue,
+            }
             for _ in 0..MAX_RX_BATCHES_PER_SOCKET {
                 if received >= MAX_RX_PER_TURN {
                     break;
@@ -541,7 +721,7 @@ impl<S: ShardService> Shard<S> {
                 }
             }
         }
-        received
+        received + accepted
     }
 
     /// Blocks until a ring push, a readable socket, the next timer, or `MAX_PARK` (see the crate

@@ -1,5 +1,6 @@
 //! Thin, safe wrappers over the raw syscalls the runtime needs: epoll, eventfd, rlimits, the
-//! io_uring probe, socket options and `sockaddr` conversion. Batched UDP I/O lives in `udp.rs`.
+//! io_uring probe, socket options and `sockaddr` conversion. Batched UDP I/O lives in `udp.rs`,
+//! TCP in `tcp.rs`.
 
 use std::io;
 use std::mem;
@@ -35,6 +36,14 @@ impl Epoll {
         let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
         cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+        Ok(())
+    }
+
+    /// Replaces the interest set of a registered `fd` (e.g. `EPOLLIN | EPOLLOUT`).
+    pub(crate) fn modify(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev) })?;
         Ok(())
     }
 

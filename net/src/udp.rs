@@ -1,16 +1,20 @@
 //! The per-shard UDP layer: socket table, batched receive (`recvmmsg`) and batched, zero-copy
 //! transmit (`sendmmsg` + UDP GSO, with a permanent per-shard fallback to plain `sendmmsg`).
+//! The socket table also holds the shard's TCP listeners and connections (see `tcp.rs`), so
+//! UDP and TCP share one `SocketId` space and one epoll set.
 
 use std::io;
 use std::mem;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr;
 
 use crate::sys::{self, Epoll};
+use crate::tcp::{TcpConn, MAX_TCP_CONNECTIONS_PER_SHARD};
 
-/// Most UDP sockets one shard may own.
-pub const MAX_SOCKETS_PER_SHARD: usize = 4096;
+/// Most sockets one shard may own: UDP sockets, TCP listeners and TCP connections together
+/// (connections are further bounded by `MAX_TCP_CONNECTIONS_PER_SHARD`).
+pub const MAX_SOCKETS_PER_SHARD: usize = 4096 + MAX_TCP_CONNECTIONS_PER_SHARD;
 /// Datagrams fetched by one `recvmmsg` call.
 pub const MAX_RX_BATCH: usize = 64;
 /// Size of each receive buffer; larger datagrams are dropped and counted as truncated.
@@ -33,7 +37,7 @@ pub const SOCKET_BUFFER_BYTES: i32 = 4 << 20;
 const _: () = assert!(MAX_SOCKETS_PER_SHARD <= 1 << 16, "SocketId keeps the index in 16 bits");
 const _: () = assert!(MAX_HEAD_BYTES <= TX_ARENA_BYTES);
 
-/// Identifies a UDP socket owned by one shard: the low 16 bits index that shard's socket table,
+/// Identifies a socket owned by one shard (UDP socket, TCP listener or TCP connection): the low 16 bits index that shard's socket table,
 /// the high 16 bits are a generation, so a stale id never reaches a socket reusing the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketId(pub u32);
@@ -60,10 +64,42 @@ pub(crate) struct Counters {
     pub tx_packets: u64,
     pub tx_dropped: u64,
     pub rx_truncated: u64,
+    pub tcp_accepted: u64,
+    pub tcp_rejected: u64,
+    pub tcp_closed: u64,
+    pub tcp_tx_dropped: u64,
+    pub tcp_rx_empty: u64,
+    /// Open connections now (a gauge).
+    pub tcp_connections: u64,
+}
+
+/// What a table slot holds.
+pub(crate) enum Sock {
+    Udp(UdpSocket),
+    TcpListener(TcpListener),
+    TcpConn(Box<TcpConn>),
+}
+
+impl Sock {
+    fn raw_fd(&self) -> RawFd {
+        match self {
+            Sock::Udp(s) => s.as_raw_fd(),
+            Sock::TcpListener(l) => l.as_raw_fd(),
+            Sock::TcpConn(c) => c.stream.as_raw_fd(),
+        }
+    }
+}
+
+/// The kind of socket an id names, for the shard loop's dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Udp,
+    TcpListener,
+    TcpConn,
 }
 
 struct Slot {
-    socket: Option<UdpSocket>,
+    socket: Option<Sock>,
     generation: u16,
     /// First and last queued datagram (indices into `TxQueue::entries`).
     first: u32,
@@ -127,6 +163,17 @@ pub(crate) struct Udp {
     epoll: Epoll,
     tx: TxQueue,
     pub counters: Counters,
+    /// TCP connections with frames to write at the next flush (each listed once).
+    pub(crate) tcp_dirty: Vec<SocketId>,
+    /// TCP connections net closed because they ended (peer, error), not yet reported to the
+    /// service (`ShardService::on_tcp_closed`, at the next flush point).
+    pub(crate) tcp_ended: Vec<SocketId>,
+    /// Connection limit in force (`MAX_TCP_CONNECTIONS_PER_SHARD`; lowered only by tests).
+    pub(crate) tcp_limit: usize,
+    /// A descriptor held in reserve once a listener exists: when `accept` fails for lack of
+    /// descriptors (EMFILE), it is closed to accept and close the waiting connection, so the
+    /// level-triggered listener does not keep the shard spinning (see `Udp::accept_tcp`).
+    pub(crate) spare_fd: Option<std::fs::File>,
 }
 
 impl Udp {
@@ -155,6 +202,10 @@ impl Udp {
                 gso_messages: 0,
             },
             counters: Counters::default(),
+            tcp_dirty: Vec::with_capacity(MAX_TCP_CONNECTIONS_PER_SHARD),
+            tcp_ended: Vec::with_capacity(MAX_TCP_CONNECTIONS_PER_SHARD),
+            tcp_limit: MAX_TCP_CONNECTIONS_PER_SHARD,
+            spare_fd: None,
         }
     }
 
@@ -178,34 +229,69 @@ impl Udp {
         self.slots.get(id.index()).filter(|s| s.generation == id.generation() && s.socket.is_some())
     }
 
+    pub(crate) fn sock(&self, id: SocketId) -> Option<&Sock> {
+        self.slot(id).and_then(|s| s.socket.as_ref())
+    }
+
+    pub(crate) fn sock_mut(&mut self, id: SocketId) -> Option<&mut Sock> {
+        let slot = self.slots.get_mut(id.index()).filter(|s| s.generation == id.generation())?;
+        slot.socket.as_mut()
+    }
+
+    pub(crate) fn kind(&self, id: SocketId) -> Option<Kind> {
+        self.sock(id).map(|s| match s {
+            Sock::Udp(_) => Kind::Udp,
+            Sock::TcpListener(_) => Kind::TcpListener,
+            Sock::TcpConn(_) => Kind::TcpConn,
+        })
+    }
+
+    /// The descriptor of UDP socket `id` (`None` for unknown ids and TCP sockets).
     pub(crate) fn raw_fd(&self, id: SocketId) -> Option<RawFd> {
-        self.slot(id).and_then(|s| s.socket.as_ref()).map(|s| s.as_raw_fd())
+        match self.sock(id) {
+            Some(Sock::Udp(s)) => Some(s.as_raw_fd()),
+            _ => None,
+        }
     }
 
     pub(crate) fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
-        self.slot(id).and_then(|s| s.socket.as_ref()).and_then(|s| s.local_addr().ok())
+        match self.sock(id)? {
+            Sock::Udp(s) => s.local_addr().ok(),
+            Sock::TcpListener(l) => l.local_addr().ok(),
+            Sock::TcpConn(c) => c.stream.local_addr().ok(),
+        }
+    }
+
+    /// Whether the table has a free slot.
+    pub(crate) fn has_room(&self) -> bool {
+        !self.free.is_empty() || self.slots.len() < MAX_SOCKETS_PER_SHARD
     }
 
     pub(crate) fn bind(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
-        let index = match self.free.last() {
-            Some(&i) => i as usize,
-            None if self.slots.len() < MAX_SOCKETS_PER_SHARD => self.slots.len(),
-            None => {
-                return Err(io::Error::other(format!(
-                    "shard socket table full (MAX_SOCKETS_PER_SHARD = {MAX_SOCKETS_PER_SHARD})"
-                )))
-            }
-        };
+        if !self.has_room() {
+            return Err(table_full());
+        }
         let socket = UdpSocket::bind(addr)?;
         socket.set_nonblocking(true)?;
         let fd = socket.as_raw_fd();
         // Best effort: the kernel clamps to net.core.{r,w}mem_max; a smaller buffer still works.
         let _ = sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, SOCKET_BUFFER_BYTES);
         let _ = sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SOCKET_BUFFER_BYTES);
+        self.insert(Sock::Udp(socket))
+    }
+
+    /// Puts `sock` in a free slot and registers it with the epoll set (read interest).
+    pub(crate) fn insert(&mut self, sock: Sock) -> io::Result<SocketId> {
+        let index = match self.free.last() {
+            Some(&i) => i as usize,
+            None if self.slots.len() < MAX_SOCKETS_PER_SHARD => self.slots.len(),
+            None => return Err(table_full()),
+        };
+        let fd = sock.raw_fd();
         let generation = self.slots.get(index).map_or(0, |s| s.generation);
         let id = SocketId::new(index, generation);
         self.epoll.add(fd, id.0 as u64)?;
-        let slot = Slot { socket: Some(socket), generation, first: NO_ENTRY, last: NO_ENTRY };
+        let slot = Slot { socket: Some(sock), generation, first: NO_ENTRY, last: NO_ENTRY };
         if index == self.slots.len() {
             self.slots.push(slot);
         } else {
@@ -228,8 +314,12 @@ impl Udp {
         slot.first = NO_ENTRY;
         slot.last = NO_ENTRY;
         slot.generation = slot.generation.wrapping_add(1);
-        if let Some(socket) = slot.socket.take() {
-            let _ = self.epoll.delete(socket.as_raw_fd());
+        if let Some(sock) = slot.socket.take() {
+            let _ = self.epoll.delete(sock.raw_fd());
+            if let Sock::TcpConn(_) = sock {
+                // Unsent framed bytes go with it.
+                self.counters.tcp_connections -= 1;
+            }
         }
         self.free.push(id.index() as u32);
     }
@@ -237,7 +327,15 @@ impl Udp {
     /// Queues one datagram (`head` copied, `body` borrowed). The caller guarantees `body` stays
     /// valid until the next `flush` (see `Io::send`).
     pub(crate) fn queue(&mut self, id: SocketId, dest: SocketAddr, head: &[u8], body: &[u8]) {
-        if self.slot(id).is_none() || head.len() > MAX_HEAD_BYTES {
+        match self.sock(id) {
+            Some(Sock::Udp(_)) => {}
+            Some(Sock::TcpConn(_)) => return self.queue_tcp(id, head, body),
+            Some(Sock::TcpListener(_)) | None => {
+                self.counters.tx_dropped += 1;
+                return;
+            }
+        }
+        if head.len() > MAX_HEAD_BYTES {
             self.counters.tx_dropped += 1;
             return;
         }
@@ -282,14 +380,21 @@ impl Udp {
             slot.first = NO_ENTRY;
             slot.last = NO_ENTRY;
             match slot.socket.as_ref() {
-                Some(socket) => self.tx.send_socket(socket.as_raw_fd(), &mut self.counters),
-                None => self.counters.tx_dropped += self.tx.order.len() as u64,
+                Some(Sock::Udp(socket)) => self.tx.send_socket(socket.as_raw_fd(), &mut self.counters),
+                _ => self.counters.tx_dropped += self.tx.order.len() as u64,
             }
         }
         self.tx.entries.clear();
         self.tx.dirty.clear();
         self.tx.arena_used = 0;
+        if !self.tcp_dirty.is_empty() {
+            self.flush_tcp();
+        }
     }
+}
+
+fn table_full() -> io::Error {
+    io::Error::other(format!("shard socket table full (MAX_SOCKETS_PER_SHARD = {MAX_SOCKETS_PER_SHARD})"))
 }
 
 impl TxQueue {
