@@ -282,9 +282,7 @@ impl ShardAdapter {
             let addr = SocketAddr::new(ip, port);
             let s = match protocol {
                 Protocol::Udp => io.bind_udp(addr)?,
-                Protocol::Tcp => {
-                    return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "ICE-TCP listeners not yet"))
-                }
+                Protocol::Tcp => io.listen_tcp(addr)?,
             };
             Ok((s, io.local_addr(s).unwrap_or(addr)))
         };
@@ -319,7 +317,7 @@ impl ShardAdapter {
             match self.bind_in_range(io, Protocol::Udp, listen.ip, Some(0), listen.port_range) {
                 Ok(b) => Some(b),
                 Err(e) => {
-                    io.close_udp(rtp.0);
+                    io.close_socket(rtp.0);
                     return Err(Error::other(format!("cannot bind RTCP socket: {e}")));
                 }
             }
@@ -335,7 +333,7 @@ impl ShardAdapter {
                 Ok((socket, local)) => bound.push(IceSocketSpec { socket, protocol: l.protocol, local }),
                 Err(e) => {
                     for b in bound {
-                        io.close_udp(b.socket);
+                        io.close_socket(b.socket);
                     }
                     return Err(e);
                 }
@@ -346,7 +344,7 @@ impl ShardAdapter {
 
     fn release(io: &mut Io<'_, Envelope>, sockets: &[IceSocketSpec]) {
         for s in sockets {
-            io.close_udp(s.socket);
+            io.close_socket(s.socket);
         }
     }
 
@@ -375,9 +373,9 @@ impl ShardAdapter {
                 match self.shard.create_plain_transport(now, router, id, spec) {
                     Ok(()) => Ok(Response::Plain(PlainBound { local, local_rtcp: rtcp.map(|r| r.1) })),
                     Err(e) => {
-                        io.close_udp(rtp_socket);
+                        io.close_socket(rtp_socket);
                         if let Some((s, _)) = rtcp {
-                            io.close_udp(s);
+                            io.close_socket(s);
                         }
                         Err(e)
                     }
@@ -468,7 +466,7 @@ impl ShardAdapter {
         let mut sink = Staging { io, buf: &mut self.staging };
         self.shard.send_key_frame_requests(now, &mut sink);
         for s in self.shard.take_released_sockets() {
-            io.close_udp(s);
+            io.close_socket(s);
         }
         self.flush_shard_commands(now, io);
         let counts = self.shard.object_counts();
@@ -560,7 +558,7 @@ impl ShardService for ShardAdapter {
         }
         if self.shard.has_released_sockets() {
             for s in self.shard.take_released_sockets() {
-                io.close_udp(s);
+                io.close_socket(s);
             }
         }
     }
@@ -575,9 +573,28 @@ impl ShardService for ShardAdapter {
         self.flush_events();
     }
 
+    fn on_tcp_accept(
+        &mut self,
+        _now: Instant,
+        listener: SocketId,
+        conn: SocketId,
+        _remote: SocketAddr,
+        io: &mut Io<'_, Envelope>,
+    ) {
+        // A connection on a listener no transport or server owns any more is closed at once.
+        if !self.shard.tcp_accepted(listener, conn) {
+            io.close_socket(conn);
+        }
+    }
+
+    fn on_tcp_closed(&mut self, now: Instant, conn: SocketId, _io: &mut Io<'_, Envelope>) {
+        self.shard.tcp_closed(now, conn);
+        self.flush_events();
+    }
+
     fn on_stop(&mut self, _now: Instant, io: &mut Io<'_, Envelope>) {
         for s in self.shard.take_released_sockets() {
-            io.close_udp(s);
+            io.close_socket(s);
         }
     }
 }

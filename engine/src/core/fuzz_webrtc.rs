@@ -159,10 +159,10 @@ impl Fuzz {
             }
             // A valid Binding request (nominated or not) with current or stale credentials.
             3 => {
-                let stale = input.u8() % 4 == 0;
+                let stale = input.u8().is_multiple_of(4);
                 let generation = self.generation[target].wrapping_sub(u8::from(stale));
                 let (ufrag, password) = creds(id, generation);
-                let nominate = input.u8() % 2 == 0;
+                let nominate = input.u8().is_multiple_of(2);
                 let request = stun_request(&ufrag, &password, input.u32(), nominate);
                 self.authenticated.insert(src);
                 self.deliver(socket, src, request);
@@ -184,7 +184,7 @@ impl Fuzz {
             }
             // ICE-TCP: a connection opens on the server's listener, or the last one closes.
             6 => {
-                if input.u8() % 2 == 0 {
+                if input.u8().is_multiple_of(2) {
                     self.shard.tcp_accepted(SERVER_TCP, SocketId(self.next_tcp));
                     self.next_tcp += 1;
                 } else {
