@@ -3,192 +3,20 @@
 //! publishes to one transport and consumes from another; bytes are checked after decryption.
 //! (The independent-stack tests with str0m are in `webrtc_str0m.rs`.)
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use rtc_stun::attributes::{ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USERNAME, ATTR_USE_CANDIDATE};
-use rtc_stun::crypto::providers::RingCrypto;
-use rtc_stun::fingerprint::FINGERPRINT;
-use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{Message, Setter, TransactionId, BINDING_REQUEST};
-use rtc_stun::textattrs::TextAttribute;
 use shardsfu_engine::rtp_parameters::MediaKind;
 use shardsfu_engine::webrtc::cert::{DtlsCertificate, DtlsParameters, DtlsRole, DtlsState};
-use shardsfu_engine::webrtc::dtls::{DtlsEvent, DtlsSession, DtlsSide};
+use shardsfu_engine::webrtc::dtls::DtlsSide;
 use shardsfu_engine::webrtc::ice::{IceParameters, IceState};
-use shardsfu_engine::webrtc::srtp::{SrtpProfile, SrtpSession};
+use shardsfu_engine::webrtc::srtp::SrtpProfile;
 use shardsfu_engine::{
     block_on, ConsumerOptions, ProducerOptions, Protocol, Router, TransportListenInfo, WebRtcServerOptions,
     WebRtcTransport, WebRtcTransportConnect, WebRtcTransportOptions,
 };
+use shardsfu_tests::wire_peer::WirePeer;
 use shardsfu_tests::*;
-
-enum Wire {
-    Udp(UdpSocket, SocketAddr),
-    Tcp(TcpStream, Vec<u8>),
-}
-
-/// A browser-like endpoint on a real socket.
-struct Peer {
-    wire: Wire,
-    cert: DtlsCertificate,
-    dtls: Option<DtlsSession>,
-    tx: Option<SrtpSession>,
-    rx: Option<SrtpSession>,
-    next_tid: u32,
-}
-
-impl Peer {
-    fn connect(t: &WebRtcTransport, protocol: Protocol) -> Peer {
-        let c = t.ice_candidates().iter().find(|c| c.protocol == protocol).expect("a candidate of the protocol");
-        let server: SocketAddr = format!("{}:{}", c.address, c.port).parse().unwrap();
-        let wire = match protocol {
-            Protocol::Udp => {
-                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-                s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-                Wire::Udp(s, server)
-            }
-            Protocol::Tcp => {
-                let s = TcpStream::connect(server).unwrap();
-                s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-                Wire::Tcp(s, Vec::new())
-            }
-        };
-        Peer { wire, cert: DtlsCertificate::generate().unwrap(), dtls: None, tx: None, rx: None, next_tid: 1 }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        match &mut self.wire {
-            Wire::Udp(s, server) => {
-                s.send_to(bytes, *server).unwrap();
-            }
-            Wire::Tcp(s, _) => {
-                let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
-                framed.extend_from_slice(bytes);
-                s.write_all(&framed).unwrap();
-            }
-        }
-    }
-
-    /// One datagram (or RFC 4571 frame), or None after ~20 ms.
-    fn recv(&mut self) -> Option<Vec<u8>> {
-        let mut buf = [0u8; 4096];
-        match &mut self.wire {
-            Wire::Udp(s, _) => s.recv(&mut buf).ok().map(|n| buf[..n].to_vec()),
-            Wire::Tcp(s, pending) => loop {
-                if pending.len() >= 2 {
-                    let len = usize::from(u16::from_be_bytes([pending[0], pending[1]]));
-                    if pending.len() >= 2 + len {
-                        let frame = pending[2..2 + len].to_vec();
-                        pending.drain(..2 + len);
-                        return Some(frame);
-                    }
-                }
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => return None,
-                    Ok(n) => pending.extend_from_slice(&buf[..n]),
-                }
-            },
-        }
-    }
-
-    /// A nominated Binding request with `ice`'s credentials; true when a success answer came.
-    fn ice(&mut self, ice: &IceParameters) -> bool {
-        let mut m = Message::new();
-        let mut tid = [0u8; 12];
-        tid[..4].copy_from_slice(&self.next_tid.to_be_bytes());
-        self.next_tid += 1;
-        m.build(&[Box::new(TransactionId(tid)), Box::new(BINDING_REQUEST)]).unwrap();
-        TextAttribute::new(ATTR_USERNAME, format!("{}:peer", ice.username_fragment)).add_to(&mut m).unwrap();
-        m.add(ATTR_PRIORITY, &0x6e00_01ffu32.to_be_bytes());
-        m.add(ATTR_USE_CANDIDATE, &[]);
-        m.add(ATTR_ICE_CONTROLLING, &42u64.to_be_bytes());
-        MessageIntegrity::new_short_term_integrity_with_provider(ice.password.clone(), &RingCrypto)
-            .add_to(&mut m)
-            .unwrap();
-        FINGERPRINT.add_to(&mut m).unwrap();
-        self.send(&m.raw.clone());
-        let deadline = Instant::now() + ARRIVAL;
-        while Instant::now() < deadline {
-            if let Some(d) = self.recv() {
-                // A success response (0x0101) to our transaction.
-                if d.len() >= 20 && d[0] == 0x01 && d[1] == 0x01 && d[8..20] == tid {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Run DTLS as `side` until connected; the SFU's certificate is `remote`'s fingerprints.
-    fn handshake(&mut self, side: DtlsSide, remote: &DtlsParameters, profiles: &[SrtpProfile]) {
-        let now = Instant::now();
-        self.dtls = Some(DtlsSession::new(now, side, &self.cert, &remote.fingerprints, profiles).unwrap());
-        let deadline = now + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let mut buf = [0u8; 1500];
-            let mut out = Vec::new();
-            while let Some(n) = self.dtls.as_mut().unwrap().poll_transmit(&mut buf) {
-                out.push(buf[..n].to_vec());
-            }
-            for d in out {
-                self.send(&d);
-            }
-            if let Some(d) = self.recv() {
-                if (20..=63).contains(&d[0]) {
-                    let _ = self.dtls.as_mut().unwrap().handle_datagram(Instant::now(), &d);
-                }
-            }
-            self.dtls.as_mut().unwrap().handle_timeout(Instant::now());
-            while let Some(ev) = self.dtls.as_mut().unwrap().poll_event() {
-                match ev {
-                    DtlsEvent::Connected { profile, local, remote } => {
-                        self.tx = Some(SrtpSession::new(profile, &local).unwrap());
-                        self.rx = Some(SrtpSession::new(profile, &remote).unwrap());
-                    }
-                    DtlsEvent::Failed(f) => panic!("peer DTLS failed: {f}"),
-                    _ => {}
-                }
-            }
-            if self.tx.is_some() {
-                // The last flight (a server's Finished) still has to go out.
-                while let Some(n) = self.dtls.as_mut().unwrap().poll_transmit(&mut buf) {
-                    let d = buf[..n].to_vec();
-                    self.send(&d);
-                }
-                return;
-            }
-        }
-        panic!("DTLS did not connect within 10 s");
-    }
-
-    fn dtls_parameters(&self, role: DtlsRole) -> DtlsParameters {
-        DtlsParameters { role: Some(role), fingerprints: self.cert.fingerprints().to_vec() }
-    }
-
-    fn send_rtp(&mut self, rtp: &[u8]) {
-        let mut out = vec![0u8; rtp.len() + 32];
-        let n = self.tx.as_mut().unwrap().protect_rtp(rtp, &mut out).unwrap();
-        self.send(&out[..n]);
-    }
-
-    /// The next RTP packet (decrypted), skipping RTCP, STUN and DTLS.
-    fn recv_rtp(&mut self) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + ARRIVAL;
-        while Instant::now() < deadline {
-            let Some(mut d) = self.recv() else { continue };
-            if d[0] >> 6 == 2 && !(192..=223).contains(&d[1]) {
-                let n = self.rx.as_mut().unwrap().unprotect_rtp(&mut d).expect("SRTP from the SFU authenticates");
-                d.truncate(n);
-                return Some(d);
-            }
-        }
-        None
-    }
-}
 
 fn listen(protocol: Protocol) -> TransportListenInfo {
     TransportListenInfo { protocol, ..TransportListenInfo::udp("127.0.0.1") }
@@ -202,9 +30,9 @@ fn transport(router: &Router, options: WebRtcTransportOptions) -> WebRtcTranspor
 fn media_flows(
     router: &Router,
     pub_t: &WebRtcTransport,
-    publisher: &mut Peer,
+    publisher: &mut WirePeer,
     sub_t: &WebRtcTransport,
-    sub: &mut Peer,
+    sub: &mut WirePeer,
 ) {
     let producer = block_on(pub_t.produce(ProducerOptions::new(MediaKind::Video, vp8_params(1111, None)))).unwrap();
     let consumer =
@@ -220,7 +48,7 @@ fn media_flows(
 }
 
 /// ICE, then DTLS with the SFU as server (peer `client`), then checks the state the API reports.
-fn bring_up(t: &WebRtcTransport, peer: &mut Peer, peer_side: DtlsSide) {
+fn bring_up(t: &WebRtcTransport, peer: &mut WirePeer, peer_side: DtlsSide) {
     assert!(peer.ice(&t.ice_parameters()), "ICE success response");
     let role = match peer_side {
         DtlsSide::Client => DtlsRole::Client,
@@ -257,8 +85,8 @@ fn udp_transports_carry_srtp_both_ways_with_mediasoups_events() {
             t.fetch_add(1, Ordering::SeqCst);
         });
     }
-    let mut pa = Peer::connect(&a, Protocol::Udp);
-    let mut pb = Peer::connect(&b, Protocol::Udp);
+    let mut pa = WirePeer::connect(&a, Protocol::Udp);
+    let mut pb = WirePeer::connect(&b, Protocol::Udp);
     bring_up(&a, &mut pa, DtlsSide::Client);
     bring_up(&b, &mut pb, DtlsSide::Server);
     assert_eq!(a.dtls_parameters().role, Some(DtlsRole::Server), "our role after connect");
@@ -290,8 +118,8 @@ fn ice_tcp_through_a_webrtc_server() {
     let b = transport(&router, tcp_only());
     assert!(a.ice_candidates().iter().all(|c| c.protocol == Protocol::Tcp));
     assert_eq!(a.ice_candidates()[0].tcp_type.map(|t| format!("{t:?}")), Some("Passive".into()));
-    let mut pa = Peer::connect(&a, Protocol::Tcp);
-    let mut pb = Peer::connect(&b, Protocol::Tcp);
+    let mut pa = WirePeer::connect(&a, Protocol::Tcp);
+    let mut pb = WirePeer::connect(&b, Protocol::Tcp);
     bring_up(&a, &mut pa, DtlsSide::Client);
     bring_up(&b, &mut pb, DtlsSide::Client);
     assert_eq!(a.ice_selected_tuple().unwrap().protocol, Protocol::Tcp);
@@ -321,8 +149,8 @@ fn udp_webrtc_server_ports_are_per_shard_and_media_flows() {
     let router = router(&worker);
     let a = transport(&router, WebRtcTransportOptions::with_server(&server));
     let b = transport(&router, WebRtcTransportOptions::with_server(&server));
-    let mut pa = Peer::connect(&a, Protocol::Udp);
-    let mut pb = Peer::connect(&b, Protocol::Udp);
+    let mut pa = WirePeer::connect(&a, Protocol::Udp);
+    let mut pb = WirePeer::connect(&b, Protocol::Udp);
     bring_up(&a, &mut pa, DtlsSide::Client);
     bring_up(&b, &mut pb, DtlsSide::Client);
     media_flows(&router, &a, &mut pa, &b, &mut pb);
@@ -335,8 +163,8 @@ fn restart_ice_gives_new_credentials_and_media_keeps_flowing() {
     let router = router(&worker);
     let a = transport(&router, WebRtcTransportOptions::new(vec![listen(Protocol::Udp)]));
     let b = transport(&router, WebRtcTransportOptions::new(vec![listen(Protocol::Udp)]));
-    let mut pa = Peer::connect(&a, Protocol::Udp);
-    let mut pb = Peer::connect(&b, Protocol::Udp);
+    let mut pa = WirePeer::connect(&a, Protocol::Udp);
+    let mut pb = WirePeer::connect(&b, Protocol::Udp);
     bring_up(&a, &mut pa, DtlsSide::Client);
     bring_up(&b, &mut pb, DtlsSide::Client);
     let old = a.ice_parameters();
