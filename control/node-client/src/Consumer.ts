@@ -292,9 +292,11 @@ export class Consumer<ConsumerAppData extends AppData = AppData> extends Enhance
 				this.safeEmit('trace', params.trace);
 				this.#observer.safeEmit('trace', params.trace);
 				break;
-			case 'rtp':
-				if (typeof params.rtpPacket === 'string') this.safeEmit('rtp', Buffer.from(params.rtpPacket, 'base64'));
+			case 'rtp': {
+				const b64 = params.packet ?? params.rtpPacket;
+				if (typeof b64 === 'string') this.safeEmit('rtp', Buffer.from(b64, 'base64'));
 				break;
+			}
 			default:
 				break;
 		}

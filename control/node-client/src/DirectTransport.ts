@@ -13,7 +13,7 @@ export type DirectTransportObserverEvents = TransportObserverEvents & { rtcp: [B
 /**
  * A transport whose packets go through the API connection. RTP and RTCP packets travel
  * base64-encoded (`producer.send {rtpPacket}`, `transport.sendRtcp {rtcpPacket}`, notifications
- * `consumer.rtp {rtpPacket}` and `transport.rtcp {rtcpPacket}`).
+ * `consumer.rtp {packet}` and `transport.rtcp {packet}`).
  */
 export class DirectTransport<DirectTransportAppData extends AppData = AppData> extends Transport<
 	DirectTransportAppData,
@@ -24,10 +24,8 @@ export class DirectTransport<DirectTransportAppData extends AppData = AppData> e
 		return 'direct';
 	}
 
-	/** mediasoup: "connect() is not needed in DirectTransport". */
-	override async connect(): Promise<void> {
-		throw new UnsupportedError('connect() is not needed in DirectTransport');
-	}
+	/** Does nothing, as in mediasoup. */
+	override async connect(): Promise<void> {}
 
 	override async setMaxIncomingBitrate(): Promise<void> {
 		throw new UnsupportedError('setMaxIncomingBitrate() not implemented in DirectTransport');
@@ -50,8 +48,9 @@ export class DirectTransport<DirectTransportAppData extends AppData = AppData> e
 	}
 
 	protected override handleNotification(event: string, params: Record<string, any>): boolean {
-		if (event !== 'rtcp' || typeof params.rtcpPacket !== 'string') return false;
-		const packet = Buffer.from(params.rtcpPacket, 'base64');
+		const b64 = params.packet ?? params.rtcpPacket;
+		if (event !== 'rtcp' || typeof b64 !== 'string') return false;
+		const packet = Buffer.from(b64, 'base64');
 		this.emitEvent('rtcp', packet);
 		return true;
 	}

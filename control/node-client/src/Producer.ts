@@ -60,6 +60,7 @@ export type ProducerData = {
 
 export class Producer<ProducerAppData extends AppData = AppData> extends EnhancedEventEmitter<ProducerEvents> {
 	readonly #channel: Channel;
+	readonly #routerId: string;
 	readonly #data: ProducerData;
 	readonly #onClose: (producer: Producer) => void;
 	readonly #direct: boolean;
@@ -72,12 +73,14 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 	/** @internal */
 	constructor({
 		channel,
+		routerId,
 		data,
 		appData,
 		direct,
 		onClose,
 	}: {
 		channel: Channel;
+		routerId: string;
 		data: ProducerData;
 		appData?: ProducerAppData;
 		direct?: boolean;
@@ -85,13 +88,26 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 	}) {
 		super();
 		this.#channel = channel;
+		this.#routerId = routerId;
 		this.#data = data;
 		this.#paused = Boolean(data.paused);
 		this.#score = data.score ?? [];
 		this.#appData = appData ?? ({} as ProducerAppData);
 		this.#direct = Boolean(direct);
 		this.#onClose = onClose;
-		channel.subscribe(data.id, (event, params) => this.#onNotification(event, params));
+		channel.subscribe(this.#key, (event, params) => this.#onNotification(event, params));
+	}
+
+	/**
+	 * Notifications and requests name the producer by id and router: with pipeToRouter's keepId the
+	 * pipe producer in the target router has the source producer's id.
+	 */
+	get #key(): string {
+		return `${this.#data.id}@${this.#routerId}`;
+	}
+
+	#params(extra: Record<string, unknown> = {}): Record<string, unknown> {
+		return { producerId: this.id, routerId: this.#routerId, ...extra };
 	}
 
 	get id(): string {
@@ -145,8 +161,8 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 	close(): void {
 		if (this.#closed) return;
 		this.#closed = true;
-		this.#channel.unsubscribe(this.id);
-		sendAndForget(this.#channel.request('producer.close', { producerId: this.id }));
+		this.#channel.unsubscribe(this.#key);
+		sendAndForget(this.#channel.request('producer.close', this.#params()));
 		this.#onClose(this as Producer);
 		this.#observer.safeEmit('close');
 	}
@@ -155,7 +171,7 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 	transportClosed(): void {
 		if (this.#closed) return;
 		this.#closed = true;
-		this.#channel.unsubscribe(this.id);
+		this.#channel.unsubscribe(this.#key);
 		this.#onClose(this as Producer);
 		this.safeEmit('transportclose');
 		this.#observer.safeEmit('close');
@@ -163,18 +179,18 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 
 	async dump(): Promise<ProducerDump> {
 		checkOpen(this.#closed, 'Producer');
-		return this.#channel.request('producer.dump', { producerId: this.id });
+		return this.#channel.request('producer.dump', this.#params());
 	}
 
 	async getStats(): Promise<ProducerStat[]> {
 		checkOpen(this.#closed, 'Producer');
-		return this.#channel.request('producer.getStats', { producerId: this.id });
+		return this.#channel.request('producer.getStats', this.#params());
 	}
 
 	async pause(): Promise<void> {
 		checkOpen(this.#closed, 'Producer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('producer.pause', { producerId: this.id });
+		await this.#channel.request('producer.pause', this.#params());
 		this.#paused = true;
 		if (!wasPaused && !this.#closed) this.#observer.safeEmit('pause');
 	}
@@ -182,7 +198,7 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 	async resume(): Promise<void> {
 		checkOpen(this.#closed, 'Producer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('producer.resume', { producerId: this.id });
+		await this.#channel.request('producer.resume', this.#params());
 		this.#paused = false;
 		if (wasPaused && !this.#closed) this.#observer.safeEmit('resume');
 	}
@@ -190,7 +206,7 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 	async enableTraceEvent(types: ProducerTraceEventType[] = []): Promise<void> {
 		checkOpen(this.#closed, 'Producer');
 		if (!Array.isArray(types)) throw new TypeError('types must be an array');
-		await this.#channel.request('producer.enableTraceEvent', { producerId: this.id, types });
+		await this.#channel.request('producer.enableTraceEvent', this.#params({ types }));
 	}
 
 	/**
@@ -202,7 +218,7 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 		if (!Buffer.isBuffer(rtpPacket)) throw new TypeError('rtpPacket must be a Buffer');
 		if (!this.#direct) throw new TypeError('send() only applies to producers of a DirectTransport');
 		sendAndForget(
-			this.#channel.request('producer.send', { producerId: this.id, rtpPacket: rtpPacket.toString('base64') }),
+			this.#channel.request('producer.send', this.#params({ rtpPacket: rtpPacket.toString('base64') })),
 		);
 	}
 

@@ -97,6 +97,7 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 		this.#appData = appData ?? ({} as RouterAppData);
 		this.#onClose = onClose;
 		this.#context = {
+			routerId: id,
 			producers: this.#producers,
 			dataProducers: this.#dataProducers,
 			onTransportClose: (transport) => this.#transports.delete(transport.id),
@@ -329,6 +330,7 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 		if (result?.pipeProducer) {
 			const pipeProducer = new Producer({
 				channel: this.#channel,
+				routerId: router.id,
 				data: result.pipeProducer,
 				onClose: (p) => router.forgetPipeProducer(p),
 			});

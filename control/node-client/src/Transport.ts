@@ -63,6 +63,7 @@ export type TransportObserverEvents = {
 
 /** @internal What a transport shares with its router. */
 export type RouterContext = {
+	routerId: string;
 	producers: Map<string, Producer>;
 	dataProducers: Map<string, DataProducer>;
 	onTransportClose: (transport: Transport) => void;
@@ -238,6 +239,7 @@ export abstract class Transport<
 		});
 		const producer = new Producer<ProducerAppData>({
 			channel: this.channel,
+			routerId: this.#router.routerId,
 			data: withDefaults({ kind, rtpParameters, paused }, data),
 			appData,
 			direct: this.type === 'direct',

@@ -184,7 +184,10 @@ export class Channel extends EnhancedEventEmitter<{ close: [Error | undefined]; 
 		const event = method.slice(dot + 1);
 		const id = params[`${klass}Id`];
 		if (typeof id !== 'string') return;
-		const handler = this.#handlers.get(id);
+		// Producers sharing an id (pipeToRouter with keepId) are told apart by their router.
+		const routerId = klass !== 'router' ? params.routerId : undefined;
+		const handler =
+			(typeof routerId === 'string' ? this.#handlers.get(`${id}@${routerId}`) : undefined) ?? this.#handlers.get(id);
 		if (!handler) return;
 		try {
 			handler(event, params);
