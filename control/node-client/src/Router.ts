@@ -170,9 +170,8 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 	): Promise<WebRtcTransport<WebRtcTransportAppData>> {
 		checkOpen(this.#closed, 'Router');
 		const { webRtcServer, listenInfos, listenIps, port, appData, ...rest } = options ?? ({} as never);
-		if (!webRtcServer && !Array.isArray(listenInfos) && !Array.isArray(listenIps)) {
-			throw new TypeError('missing webRtcServer, listenInfos and listenIps (one of them is mandatory)');
-		}
+		if (listenInfos !== undefined && !Array.isArray(listenInfos)) throw new TypeError('listenInfos must be an array');
+		if (listenIps !== undefined && !Array.isArray(listenIps)) throw new TypeError('listenIps must be an array');
 		if (webRtcServer && (listenInfos || listenIps)) {
 			throw new TypeError('only one of webRtcServer, listenInfos and listenIps must be given');
 		}
@@ -180,7 +179,7 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 		if (webRtcServer?.closed) throw new InvalidStateError('WebRtcServer closed');
 		checkAppData(appData);
 		let infos = listenInfos;
-		if (!webRtcServer && !infos) {
+		if (!webRtcServer && !infos && listenIps) {
 			// mediasoup turns the deprecated listenIps into listenInfos the same way.
 			const enableUdp = rest.enableUdp ?? true;
 			const enableTcp = rest.enableTcp ?? false;
@@ -214,12 +213,11 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 	): Promise<PlainTransport<PlainTransportAppData>> {
 		checkOpen(this.#closed, 'Router');
 		const { listenInfo, listenIp, port, appData, ...rest } = options ?? ({} as never);
-		if (!listenInfo && !listenIp) throw new TypeError('missing listenInfo and listenIp (one of them is mandatory)');
-		if (listenInfo && listenIp) throw new TypeError('only one of listenInfo and listenIp must be given');
+		checkListenInfo(listenInfo, listenIp);
 		checkAppData(appData);
 		const data = await this.#channel.request<{ id: string }>('router.createPlainTransport', {
 			routerId: this.#id,
-			listenInfo: listenInfo ?? listenIpToInfo(listenIp!, port),
+			listenInfo: listenInfo ?? (listenIp ? listenIpToInfo(listenIp, port) : undefined),
 			...rest,
 			appData,
 		});
@@ -238,12 +236,11 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 	): Promise<PipeTransport<PipeTransportAppData>> {
 		checkOpen(this.#closed, 'Router');
 		const { listenInfo, listenIp, port, appData, ...rest } = options ?? ({} as never);
-		if (!listenInfo && !listenIp) throw new TypeError('missing listenInfo and listenIp (one of them is mandatory)');
-		if (listenInfo && listenIp) throw new TypeError('only one of listenInfo and listenIp must be given');
+		checkListenInfo(listenInfo, listenIp);
 		checkAppData(appData);
 		const data = await this.#channel.request<{ id: string }>('router.createPipeTransport', {
 			routerId: this.#id,
-			listenInfo: listenInfo ?? listenIpToInfo(listenIp!, port),
+			listenInfo: listenInfo ?? (listenIp ? listenIpToInfo(listenIp, port) : undefined),
 			...rest,
 			appData,
 		});
@@ -464,6 +461,17 @@ function matchCodec(codec: RtpCodecParameters, cap: RtpCodecCapability): boolean
 	}
 	if (mime === 'video/vp9' && (p['profile-id'] ?? 0) !== (q['profile-id'] ?? 0)) return false;
 	return true;
+}
+
+/**
+ * Unlike mediasoup, listenInfo may be left out: the server then listens on its own media address
+ * (`--media-ip`, announced as configured), which a remote client usually does not know.
+ */
+function checkListenInfo(listenInfo: unknown, listenIp: unknown): void {
+	if (listenInfo !== undefined && (listenInfo === null || typeof listenInfo !== 'object')) {
+		throw new TypeError('listenInfo must be an object');
+	}
+	if (listenInfo && listenIp) throw new TypeError('only one of listenInfo and listenIp must be given');
 }
 
 function listenIpToInfo(listenIp: TransportListenIp | string, port?: number): TransportListenInfo {

@@ -146,7 +146,8 @@ describe('router', () => {
 		await assert.rejects(transport.produce({ kind: 'data', rtpParameters: opusRtpParameters() }), TypeError);
 		await assert.rejects(transport.produce({ kind: 'audio' }), TypeError);
 		await assert.rejects(transport.consume({ rtpCapabilities: router.rtpCapabilities }), TypeError);
-		await assert.rejects(router.createPlainTransport({}), TypeError);
+		await assert.rejects(router.createPlainTransport({ listenInfo: 'lo' }), TypeError);
+		await assert.rejects(router.createPlainTransport({ listenInfo: loopback, listenIp: '127.0.0.1' }), TypeError);
 		// The server's: wrong types in the rtpParameters (TypeError).
 		await assert.rejects(
 			transport.produce({ kind: 'audio', rtpParameters: { codecs: [{ mimeType: 42 }], encodings: [{ ssrc: 1 }] } }),
