@@ -124,7 +124,11 @@ export class Worker<WorkerAppData extends AppData = AppData> extends EnhancedEve
 		channel
 			.request('worker.close', { workerId: this.#id })
 			.catch(() => {})
-			.finally(() => channel.close());
+			.finally(() => {
+				channel.close();
+				// mediasoup says so when the subprocess has exited; here, when the connection is gone.
+				this.safeEmit('subprocessclose');
+			});
 		this.#closeChildren();
 		this.#observer.safeEmit('close');
 	}
