@@ -55,6 +55,8 @@ test('require() and import share one module', () => {
 	assert.equal(cjs.observer, mediasoup.observer);
 	assert.equal(cjs.types.Router, mediasoup.types.Router);
 	assert.equal(mediasoup.default.version, mediasoup.version);
+	// index.mjs lists the names by hand: it must list them all.
+	for (const name of Object.keys(cjs)) assert.equal(mediasoup[name], cjs[name], `ESM export ${name}`);
 });
 
 test('createWorker validates settings before connecting', async () => {
