@@ -1,0 +1,171 @@
+import type { Channel } from './channel';
+import { AppData, checkOpen, sendAndForget } from './common';
+import { EnhancedEventEmitter } from './enhancedEvents';
+import type { SctpStreamParameters } from './rtpParameters';
+
+export type DataProducerOptions<DataProducerAppData extends AppData = AppData> = {
+	id?: string;
+	sctpStreamParameters?: SctpStreamParameters;
+	label?: string;
+	protocol?: string;
+	paused?: boolean;
+	appData?: DataProducerAppData;
+};
+
+export type DataProducerType = 'sctp' | 'direct';
+
+export type DataProducerEvents = { transportclose: []; listenererror: [string, Error] };
+export type DataProducerObserverEvents = { close: []; pause: []; resume: [] };
+
+/** @internal What transport.produceData answers. */
+export type DataProducerData = {
+	id: string;
+	type: DataProducerType;
+	sctpStreamParameters?: SctpStreamParameters;
+	label?: string;
+	protocol?: string;
+	paused?: boolean;
+};
+
+export class DataProducer<DataProducerAppData extends AppData = AppData> extends EnhancedEventEmitter<DataProducerEvents> {
+	readonly #channel: Channel;
+	readonly #data: DataProducerData;
+	readonly #onClose: (dataProducer: DataProducer) => void;
+	#closed = false;
+	#paused: boolean;
+	#appData: DataProducerAppData;
+	readonly #observer = new EnhancedEventEmitter<DataProducerObserverEvents>();
+
+	/** @internal */
+	constructor({
+		channel,
+		data,
+		appData,
+		onClose,
+	}: {
+		channel: Channel;
+		data: DataProducerData;
+		appData?: DataProducerAppData;
+		onClose: (dataProducer: DataProducer) => void;
+	}) {
+		super();
+		this.#channel = channel;
+		this.#data = data;
+		this.#paused = Boolean(data.paused);
+		this.#appData = appData ?? ({} as DataProducerAppData);
+		this.#onClose = onClose;
+		channel.subscribe(data.id, (event) => {
+			if (event === 'transportclose') this.transportClosed();
+		});
+	}
+
+	get id(): string {
+		return this.#data.id;
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	get type(): DataProducerType {
+		return this.#data.type;
+	}
+
+	get sctpStreamParameters(): SctpStreamParameters | undefined {
+		return this.#data.sctpStreamParameters;
+	}
+
+	get label(): string {
+		return this.#data.label ?? '';
+	}
+
+	get protocol(): string {
+		return this.#data.protocol ?? '';
+	}
+
+	get paused(): boolean {
+		return this.#paused;
+	}
+
+	get appData(): DataProducerAppData {
+		return this.#appData;
+	}
+
+	set appData(appData: DataProducerAppData) {
+		this.#appData = appData;
+	}
+
+	get observer(): EnhancedEventEmitter<DataProducerObserverEvents> {
+		return this.#observer;
+	}
+
+	close(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#channel.unsubscribe(this.id);
+		sendAndForget(this.#channel.request('dataProducer.close', { dataProducerId: this.id }));
+		this.#onClose(this as DataProducer);
+		this.#observer.safeEmit('close');
+	}
+
+	/** @internal */
+	transportClosed(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#channel.unsubscribe(this.id);
+		this.#onClose(this as DataProducer);
+		this.safeEmit('transportclose');
+		this.#observer.safeEmit('close');
+	}
+
+	async dump(): Promise<Record<string, any>> {
+		checkOpen(this.#closed, 'DataProducer');
+		return this.#channel.request('dataProducer.dump', { dataProducerId: this.id });
+	}
+
+	async getStats(): Promise<Record<string, any>[]> {
+		checkOpen(this.#closed, 'DataProducer');
+		return this.#channel.request('dataProducer.getStats', { dataProducerId: this.id });
+	}
+
+	async pause(): Promise<void> {
+		checkOpen(this.#closed, 'DataProducer');
+		const wasPaused = this.#paused;
+		await this.#channel.request('dataProducer.pause', { dataProducerId: this.id });
+		this.#paused = true;
+		if (!wasPaused && !this.#closed) this.#observer.safeEmit('pause');
+	}
+
+	async resume(): Promise<void> {
+		checkOpen(this.#closed, 'DataProducer');
+		const wasPaused = this.#paused;
+		await this.#channel.request('dataProducer.resume', { dataProducerId: this.id });
+		this.#paused = false;
+		if (wasPaused && !this.#closed) this.#observer.safeEmit('resume');
+	}
+
+	/**
+	 * Sends a message (DirectTransport data producers). mediasoup's PPIDs: 51 string, 53 binary
+	 * (56/57 for empty ones). Binary messages travel base64-encoded (`binary: true`).
+	 */
+	send(message: string | Buffer, ppid?: number, subchannels?: number[], requiredSubchannel?: number): void {
+		checkOpen(this.#closed, 'DataProducer');
+		if (typeof message !== 'string' && !Buffer.isBuffer(message)) {
+			throw new TypeError('message must be a string or a Buffer');
+		}
+		const binary = Buffer.isBuffer(message);
+		if (ppid === undefined) {
+			ppid = binary ? (message.length > 0 ? 53 : 57) : message.length > 0 ? 51 : 56;
+		}
+		sendAndForget(
+			this.#channel.request('dataProducer.send', {
+				dataProducerId: this.id,
+				message: binary ? (message as Buffer).toString('base64') : message,
+				binary,
+				ppid,
+				subchannels,
+				requiredSubchannel,
+			}),
+		);
+	}
+}
