@@ -430,7 +430,7 @@ impl Session {
                 self.close(CloseCode::Policy, "notification queue overflow: reconnect and worker.adopt");
                 return "notification queue overflow";
             }
-            if self.flush_notifications().is_err() {
+            if !self.flush_notifications() {
                 return "write failed";
             }
             match self.ws.read() {
@@ -467,21 +467,21 @@ impl Session {
         }
     }
 
-    fn flush_notifications(&mut self) -> tungstenite::Result<()> {
+    /// Write what the outbox holds (up to a turn's budget); false when the connection failed.
+    fn flush_notifications(&mut self) -> bool {
         let mut wrote = false;
         for _ in 0..MAX_NOTIFICATIONS_PER_TURN {
             match self.rx.try_recv() {
                 Ok(n) => {
-                    self.ws.write(Message::text(n))?;
+                    if self.ws.write(Message::text(n)).is_err() {
+                        return false;
+                    }
                     wrote = true;
                 }
                 Err(_) => break,
             }
         }
-        if wrote {
-            self.ws.flush()?;
-        }
-        Ok(())
+        !wrote || self.ws.flush().is_ok()
     }
 
     /// One request frame; the reply to send, if any.
