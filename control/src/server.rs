@@ -110,6 +110,11 @@ impl Server {
         for w in workers {
             w.close();
         }
+        // A round trip through every shard's control ring: the closes queued above are applied
+        // (sockets closed, final RTCP sent) before the caller stops the engine.
+        if let Err(e) = shardsfu_engine::block_on(self.shared.engine.dump()) {
+            tracing::warn!(error = %e, "shards did not confirm the closes");
+        }
         let end = Instant::now() + SHUTDOWN_WAIT;
         while self.shared.connections.load(Ordering::Acquire) > 0 && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(5));

@@ -134,3 +134,29 @@ fn direct_transport_packets_travel_as_base64() {
     let e = c.call_err("producer.send", json!({ "producerId": pid, "rtpPacket": "***" }));
     assert_eq!((e["code"].as_i64(), e["data"]["name"].as_str()), (Some(-32602), Some("TypeError")));
 }
+
+#[test]
+fn listen_info_defaults_come_from_the_server_settings() {
+    let sfu = Sfu::start(&["--announced-address", "203.0.113.7"]);
+    let mut c = sfu.client();
+    let (_, router, _) = worker_and_router(&mut c);
+    // No listenInfo: the server's media IP, announced as configured.
+    let t = c.call("router.createPlainTransport", json!({ "routerId": router }));
+    assert_eq!(t["tuple"]["localAddress"], "203.0.113.7");
+    assert_eq!(t["tuple"]["protocol"], "udp");
+    assert_eq!(t["rtcpMux"], true);
+    assert!(t.get("rtcpTuple").is_none());
+    // Every interface, nothing announced: the configured announced address fills in.
+    let t = c.call(
+        "router.createPlainTransport",
+        json!({ "routerId": router, "listenInfo": { "protocol": "udp", "ip": "0.0.0.0" }, "rtcpMux": false }),
+    );
+    assert_eq!(t["tuple"]["localAddress"], "203.0.113.7");
+    assert!(t["rtcpTuple"]["localPort"].is_number(), "rtcpMux off has an RTCP tuple: {t}");
+    // A listenInfo that announces its own address keeps it.
+    let t = c.call(
+        "router.createPlainTransport",
+        json!({ "routerId": router, "listenInfo": { "protocol": "udp", "ip": "127.0.0.1", "announcedAddress": "198.51.100.1" } }),
+    );
+    assert_eq!(t["tuple"]["localAddress"], "198.51.100.1");
+}
