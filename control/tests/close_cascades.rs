@@ -47,8 +47,12 @@ fn transport_router_and_worker_close_cascade_with_notifications() {
     let dump = c.call("worker.dump", json!({ "workerId": worker }));
     assert_eq!(dump["routerIds"], json!([r2["id"]]));
     assert_eq!(dump["id"], worker.as_str());
+    let r2_id = r2["id"].as_str().unwrap().to_owned();
+    let (t3, producer3, _sender3) = ingest(&mut c, &r2_id, 3333);
     c.call("worker.close", json!({ "workerId": worker }));
     c.notification("router.workerclose", "routerId", &r2["id"]);
+    c.notification("transport.routerclose", "transportId", &json!(t3));
+    c.notification("producer.transportclose", "producerId", &json!(producer3));
     let e = c.call_err("worker.dump", json!({ "workerId": worker }));
     assert_eq!(e["data"]["name"], "InvalidStateError");
 }
