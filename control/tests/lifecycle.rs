@@ -82,7 +82,7 @@ fn a_client_that_comes_back_adopts_its_worker_and_its_notifications() {
 
 #[test]
 fn orphans_live_out_their_grace_period_then_close() {
-    let sfu = Sfu::start(&["--orphan-grace-ms", "300"]);
+    let sfu = Sfu::start(&["--orphan-grace-ms", "1500"]);
     let mut c = sfu.client();
     let (worker, _, _) = worker_and_router(&mut c);
     drop(c);
@@ -125,7 +125,10 @@ fn metrics_and_healthz() {
         total(&m, "shardsfu_rx_packets_total") >= 10.0 && total(&m, "shardsfu_tx_packets_total") >= 10.0
     }));
     assert_eq!(sfu.get("/nope").0, 404);
-    assert_eq!(sample(&sfu.get("/metrics").1, "shardsfu_api_connections"), Some(2.0), "the client and this GET");
+    assert!(
+        eventually(|| sample(&sfu.get("/metrics").1, "shardsfu_api_connections") == Some(2.0)),
+        "the client and the GET asking"
+    );
 }
 
 #[test]
