@@ -103,6 +103,23 @@ fn pipe_to_router_carries_media_between_routers() {
     let dump = c.call("producer.dump", json!({ "producerId": producer, "routerId": router_b }));
     assert_eq!(dump["id"], producer.as_str());
 
+    // Pausing the source pauses the pipe producer: the engine did it, so it is notified (with
+    // the router that tells the two producers apart), and its consumer hears producerpause.
+    c.call("producer.pause", json!({ "producerId": producer, "routerId": router_a }));
+    let n = c.notification("producer.pause", "routerId", &json!(router_b));
+    assert_eq!(n["params"]["producerId"], producer.as_str());
+    c.notification("consumer.producerpause", "consumerId", &consumer["id"]);
+    c.call("producer.resume", json!({ "producerId": producer, "routerId": router_a }));
+    c.notification("producer.resume", "routerId", &json!(router_b));
+    c.notification("consumer.producerresume", "consumerId", &consumer["id"]);
+    assert!(
+        !c.notifications
+            .iter()
+            .any(|n| n["method"] == "producer.pause" && n["params"]["routerId"] == router_a.as_str()),
+        "the client's own pause is not echoed: {:?}",
+        c.notifications
+    );
+
     // Closing the source producer closes the pipe and, through it, the consumer in router B.
     let cid = consumer["id"].clone();
     c.call("producer.close", json!({ "producerId": producer, "routerId": router_a }));
