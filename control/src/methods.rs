@@ -1,0 +1,527 @@
+//! The API's methods: one match arm per method, each mapping params onto the embedded engine.
+//!
+//! Methods the engine cannot serve yet answer `UnsupportedError` from [`unsupported`]; when the
+//! engine grows one, it gets its arm in [`call`] and leaves that list.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+use shardsfu_engine::ortc::supported_rtp_capabilities;
+use shardsfu_engine::rtp_parameters::RtpCapabilities;
+use shardsfu_engine::{
+    block_on, Consumer, ConsumerOptions, DirectTransportOptions, PipeToRouterOptions, PlainTransportConnect,
+    PlainTransportOptions, Producer, ProducerOptions, RouterOptions, WorkerSettings,
+};
+
+use crate::registry::{as_client_call, AnyTransport, ConnId, Outbox, Sink, WorkerEntry, MAX_WORKERS_PER_CONNECTION};
+use crate::rpc::{RpcError, METHOD_NOT_FOUND};
+use crate::server::Shared;
+
+/// What a method runs with: the server and the calling connection.
+pub struct Ctx<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub conn: ConnId,
+    pub outbox: &'a Arc<Outbox>,
+}
+
+/// Run one method.
+pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
+    match method {
+        "createWorker" => create_worker(ctx, p),
+        "getSupportedRtpCapabilities" => Ok(json!(supported_rtp_capabilities())),
+
+        "worker.createRouter" => worker_create_router(ctx, p),
+        "worker.close" => worker_close(ctx, p),
+        "worker.dump" => worker_dump(ctx, p),
+        "worker.getResourceUsage" => worker_resource_usage(ctx, p),
+        "worker.updateSettings" => worker_update_settings(ctx, p),
+        "worker.adopt" => worker_adopt(ctx, p),
+
+        "router.createPlainTransport" => router_create_plain_transport(ctx, p),
+        "router.createDirectTransport" => router_create_direct_transport(ctx, p),
+        "router.canConsume" => router_can_consume(ctx, p),
+        "router.pipeToRouter" => router_pipe_to_router(ctx, p),
+        "router.dump" => Ok(block_on(reg(ctx).router(str_param(p, "routerId")?)?.handle.dump())?),
+        "router.close" => {
+            reg(ctx).router(str_param(p, "routerId")?)?.handle.close();
+            Ok(Value::Null)
+        }
+
+        "transport.connect" => transport_connect(ctx, p),
+        "transport.produce" => transport_produce(ctx, p),
+        "transport.consume" => transport_consume(ctx, p),
+        "transport.getStats" => Ok(block_on(transport_of(ctx, p)?.transport().get_stats())?),
+        "transport.dump" => Ok(block_on(transport_of(ctx, p)?.transport().dump())?),
+        "transport.close" => {
+            transport_of(ctx, p)?.transport().close();
+            Ok(Value::Null)
+        }
+        "transport.sendRtcp" => transport_send_rtcp(ctx, p),
+
+        "producer.pause" => {
+            let producer = producer_of(ctx, p)?;
+            as_client_call(|| block_on(producer.pause()))?;
+            Ok(Value::Null)
+        }
+        "producer.resume" => {
+            let producer = producer_of(ctx, p)?;
+            as_client_call(|| block_on(producer.resume()))?;
+            Ok(Value::Null)
+        }
+        "producer.dump" => Ok(block_on(producer_of(ctx, p)?.dump())?),
+        "producer.getStats" => Ok(block_on(producer_of(ctx, p)?.get_stats())?),
+        "producer.close" => {
+            producer_of(ctx, p)?.close();
+            Ok(Value::Null)
+        }
+        "producer.send" => {
+            let producer = producer_of(ctx, p)?;
+            producer.send(&bytes_param(p, "rtpPacket")?)?;
+            Ok(Value::Null)
+        }
+
+        "consumer.pause" => {
+            let consumer = consumer_of(ctx, p)?;
+            as_client_call(|| block_on(consumer.pause()))?;
+            Ok(Value::Null)
+        }
+        "consumer.resume" => {
+            let consumer = consumer_of(ctx, p)?;
+            as_client_call(|| block_on(consumer.resume()))?;
+            Ok(Value::Null)
+        }
+        "consumer.requestKeyFrame" => Ok(block_on(consumer_of(ctx, p)?.request_key_frame()).map(|()| Value::Null)?),
+        "consumer.setPreferredLayers" => consumer_set_preferred_layers(ctx, p),
+        "consumer.setPriority" => consumer_set_priority(ctx, p, None),
+        "consumer.unsetPriority" => consumer_set_priority(ctx, p, Some(1)),
+        "consumer.dump" => consumer_dump(ctx, p),
+        "consumer.getStats" => Ok(block_on(consumer_of(ctx, p)?.get_stats())?),
+        "consumer.close" => {
+            consumer_of(ctx, p)?.close();
+            Ok(Value::Null)
+        }
+
+        _ => match unsupported(method) {
+            Some(why) => Err(RpcError::unsupported(format!("{method}: {why}"))),
+            None => Err(RpcError::new(METHOD_NOT_FOUND, format!("method not found: {method}"), None)),
+        },
+    }
+}
+
+const WEBRTC: &str = "WebRtcTransport and WebRtcServer are not available in this engine yet";
+const DATA: &str = "data producers and consumers (SCTP) are not available in this engine yet";
+const OBSERVERS: &str = "RTP observers (active speaker, audio level) are not available in this engine yet";
+const BWE: &str = "bandwidth estimation and bitrate limits are not available in this engine yet";
+const TRACE: &str = "trace events are not available in this engine yet";
+
+/// mediasoup methods this server knows but cannot serve yet, and why.
+pub const UNSUPPORTED: &[(&str, &str)] = &[
+    ("worker.createWebRtcServer", WEBRTC),
+    ("router.createWebRtcTransport", WEBRTC),
+    (
+        "router.createPipeTransport",
+        "UDP PipeTransports are not available in this engine yet (router.pipeToRouter links routers of this \
+         server without them)",
+    ),
+    ("router.createActiveSpeakerObserver", OBSERVERS),
+    ("router.createAudioLevelObserver", OBSERVERS),
+    ("transport.restartIce", WEBRTC),
+    ("transport.setMaxIncomingBitrate", BWE),
+    ("transport.setMaxOutgoingBitrate", BWE),
+    ("transport.setMinOutgoingBitrate", BWE),
+    ("transport.enableTraceEvent", TRACE),
+    ("transport.produceData", DATA),
+    ("transport.consumeData", DATA),
+    ("producer.enableTraceEvent", TRACE),
+    ("consumer.enableTraceEvent", TRACE),
+];
+
+/// Whole classes this server cannot serve yet: every method of theirs answers `UnsupportedError`.
+pub const UNSUPPORTED_CLASSES: &[(&str, &str)] =
+    &[("webRtcServer", WEBRTC), ("dataProducer", DATA), ("dataConsumer", DATA), ("rtpObserver", OBSERVERS)];
+
+fn unsupported(method: &str) -> Option<&'static str> {
+    if let Some((_, why)) = UNSUPPORTED.iter().find(|(m, _)| *m == method) {
+        return Some(why);
+    }
+    let class = method.split_once('.')?.0;
+    UNSUPPORTED_CLASSES.iter().find(|(c, _)| *c == class).map(|(_, why)| *why)
+}
+
+// ---- params ----
+
+fn reg<'a>(ctx: &'a Ctx<'_>) -> &'a Arc<crate::registry::Registry> {
+    &ctx.shared.registry
+}
+
+fn str_param<'p>(p: &'p Value, name: &str) -> Result<&'p str, RpcError> {
+    match p.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(RpcError::params(format!("{name} must be a string"))),
+        None => Err(RpcError::params(format!("missing {name}"))),
+    }
+}
+
+fn opt_str_param<'p>(p: &'p Value, name: &str) -> Result<Option<&'p str>, RpcError> {
+    match p.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(RpcError::params(format!("{name} must be a string"))),
+    }
+}
+
+fn opt_bool_param(p: &Value, name: &str, default: bool) -> Result<bool, RpcError> {
+    match p.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(RpcError::params(format!("{name} must be a boolean"))),
+    }
+}
+
+fn bytes_param(p: &Value, name: &str) -> Result<Vec<u8>, RpcError> {
+    crate::b64::decode(str_param(p, name)?).map_err(|e| RpcError::params(format!("{name} must be base64: {e}")))
+}
+
+/// The params (or a part of them) as one of the engine's option types.
+fn parse<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T, RpcError> {
+    serde_json::from_value(v.clone()).map_err(|e| RpcError::params(format!("invalid {what}: {e}")))
+}
+
+fn params_object(p: &Value) -> Map<String, Value> {
+    p.as_object().cloned().unwrap_or_default()
+}
+
+fn transport_of(ctx: &Ctx<'_>, p: &Value) -> Result<AnyTransport, RpcError> {
+    Ok(reg(ctx).transport(str_param(p, "transportId")?)?.handle)
+}
+
+fn producer_of(ctx: &Ctx<'_>, p: &Value) -> Result<Producer, RpcError> {
+    let id = str_param(p, "producerId")?;
+    Ok(reg(ctx).producer(id, opt_str_param(p, "routerId")?)?.producer)
+}
+
+fn consumer_of(ctx: &Ctx<'_>, p: &Value) -> Result<Consumer, RpcError> {
+    Ok(reg(ctx).consumer(str_param(p, "consumerId")?)?.consumer)
+}
+
+// ---- results ----
+
+fn producer_json(p: &Producer) -> Value {
+    json!({
+        "id": p.id(),
+        "kind": p.kind(),
+        "type": p.r#type(),
+        "rtpParameters": p.rtp_parameters(),
+        "paused": p.paused(),
+    })
+}
+
+fn consumer_json(c: &Consumer, priority: u8) -> Value {
+    json!({
+        "id": c.id(),
+        "producerId": c.producer_id(),
+        "kind": c.kind(),
+        "type": c.r#type(),
+        "rtpParameters": c.rtp_parameters(),
+        "paused": c.paused(),
+        "producerPaused": c.producer_paused(),
+        "score": { "score": 10, "producerScore": 10, "producerScores": [10] },
+        "preferredLayers": null,
+        "priority": priority,
+    })
+}
+
+// ---- worker ----
+
+fn create_worker(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let mut v = params_object(p);
+    let s = &ctx.shared.settings;
+    v.entry("rtcMinPort").or_insert_with(|| json!(s.rtc_min_port));
+    v.entry("rtcMaxPort").or_insert_with(|| json!(s.rtc_max_port));
+    let settings: WorkerSettings = parse(&Value::Object(v), "worker settings")?;
+    if reg(ctx).owned_workers(ctx.conn) >= MAX_WORKERS_PER_CONNECTION {
+        return Err(RpcError::new(
+            crate::rpc::ENGINE_ERROR,
+            format!("a connection may own at most {MAX_WORKERS_PER_CONNECTION} workers"),
+            Some("Error"),
+        ));
+    }
+    let worker = block_on(ctx.shared.engine.create_worker(settings))?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let sink = Arc::new(Sink::default());
+    sink.set(Some(ctx.outbox.clone()));
+    let pid = worker.pid();
+    reg(ctx).lock().workers.insert(id.clone(), WorkerEntry { worker, sink, owner: Some(ctx.conn), orphaned_at: None });
+    tracing::info!(worker = id, conn = ctx.conn, "worker created");
+    Ok(json!({ "id": id, "pid": pid }))
+}
+
+fn worker_create_router(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let worker_id = str_param(p, "workerId")?;
+    let (worker, sink) = reg(ctx).worker(worker_id)?;
+    let options: RouterOptions = parse(p, "router options")?;
+    let router = block_on(worker.create_router(options))?;
+    reg(ctx).add_router(&router, &sink, worker_id);
+    Ok(json!({ "id": router.id(), "rtpCapabilities": router.rtp_capabilities() }))
+}
+
+fn worker_close(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let id = str_param(p, "workerId")?;
+    let entry = reg(ctx).lock().workers.remove(id);
+    match entry {
+        // Closed outside the lock: the routers' close handlers take it.
+        Some(e) => {
+            e.worker.close();
+            tracing::info!(worker = id, conn = ctx.conn, "worker closed");
+            Ok(Value::Null)
+        }
+        None => Err(RpcError::invalid_state(format!("Worker \"{id}\" not found (closed, or never created)"))),
+    }
+}
+
+fn worker_dump(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let id = str_param(p, "workerId")?;
+    let (worker, _) = reg(ctx).worker(id)?;
+    let mut dump = worker.dump();
+    dump["id"] = json!(id);
+    Ok(dump)
+}
+
+/// mediasoup's `worker.getResourceUsage()`, for the whole process: every worker of this server
+/// shares it. CPU times in ms and max RSS in KiB, read from /proc (0 where unavailable).
+fn worker_resource_usage(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    reg(ctx).worker(str_param(p, "workerId")?)?;
+    let (utime_ms, stime_ms) = proc_cpu_ms().unwrap_or((0, 0));
+    let maxrss_kib = proc_status_kib("VmHWM").unwrap_or(0);
+    Ok(json!({
+        "ru_utime": utime_ms, "ru_stime": stime_ms, "ru_maxrss": maxrss_kib,
+        "ru_ixrss": 0, "ru_idrss": 0, "ru_isrss": 0, "ru_minflt": 0, "ru_majflt": 0, "ru_nswap": 0,
+        "ru_inblock": 0, "ru_oublock": 0, "ru_msgsnd": 0, "ru_msgrcv": 0, "ru_nsignals": 0,
+        "ru_nvcsw": 0, "ru_nivcsw": 0,
+    }))
+}
+
+/// User and system CPU time of this process in ms, from /proc/self/stat (clock ticks of 100 Hz,
+/// the value on every Linux architecture we run on).
+fn proc_cpu_ms() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), starting with field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some((ticks(11)? * 10, ticks(12)? * 10))
+}
+
+fn proc_status_kib(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn worker_update_settings(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let (worker, _) = reg(ctx).worker(str_param(p, "workerId")?)?;
+    let log_level = opt_str_param(p, "logLevel")?.map(str::to_owned);
+    let log_tags = match p.get("logTags") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse::<Vec<String>>(v, "logTags")?),
+    };
+    worker.update_settings(log_level, log_tags)?;
+    Ok(Value::Null)
+}
+
+fn worker_adopt(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let id = str_param(p, "workerId")?;
+    let mut objects = reg(ctx).lock();
+    let entry = objects
+        .workers
+        .get_mut(id)
+        .ok_or_else(|| RpcError::invalid_state(format!("Worker \"{id}\" not found (closed, or never created)")))?;
+    match entry.owner {
+        Some(owner) if owner != ctx.conn => {
+            return Err(RpcError::invalid_state(format!("Worker \"{id}\" belongs to another open connection")))
+        }
+        _ => {}
+    }
+    entry.owner = Some(ctx.conn);
+    entry.orphaned_at = None;
+    entry.sink.set(Some(ctx.outbox.clone()));
+    tracing::info!(worker = id, conn = ctx.conn, "worker adopted");
+    Ok(json!({ "id": id, "pid": entry.worker.pid() }))
+}
+
+// ---- router ----
+
+/// Fill the server's media address into a PlainTransport's `listenInfo`: all of it when the
+/// request has none, the announced address when it binds every interface and announces nothing.
+fn with_listen_defaults(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let mut v = params_object(p);
+    let s = &ctx.shared.settings;
+    match v.get_mut("listenInfo") {
+        None | Some(Value::Null) => {
+            let mut info = json!({ "protocol": "udp", "ip": s.media_ip.to_string() });
+            if let Some(a) = &s.announced_address {
+                info["announcedAddress"] = json!(a);
+            }
+            v.insert("listenInfo".into(), info);
+        }
+        Some(Value::Object(info)) => {
+            let unspecified = info.get("ip").and_then(Value::as_str).and_then(|ip| ip.parse::<IpAddr>().ok());
+            let announces =
+                info.get("announcedAddress").or_else(|| info.get("announcedIp")).is_some_and(|a| !a.is_null());
+            if let (Some(ip), false, Some(a)) = (unspecified, announces, &s.announced_address) {
+                if ip.is_unspecified() {
+                    info.insert("announcedAddress".into(), json!(a));
+                }
+            }
+        }
+        Some(_) => return Err(RpcError::params("listenInfo must be an object")),
+    }
+    Ok(Value::Object(v))
+}
+
+fn router_create_plain_transport(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let router_id = str_param(p, "routerId")?;
+    let router = reg(ctx).router(router_id)?;
+    if opt_bool_param(p, "enableSctp", false)? {
+        return Err(RpcError::unsupported(format!("enableSctp: {DATA}")));
+    }
+    if opt_bool_param(p, "enableSrtp", false)? {
+        return Err(RpcError::unsupported("enableSrtp: SRTP on PlainTransport is not available in this engine yet"));
+    }
+    let options: PlainTransportOptions = parse(&with_listen_defaults(ctx, p)?, "PlainTransport options")?;
+    let t = block_on(router.handle.create_plain_transport(options))?;
+    let mut data = json!({
+        "id": t.id(),
+        "tuple": t.tuple(),
+        "rtcpMux": t.rtcp_mux(),
+        "comedia": t.comedia(),
+    });
+    if let Some(rtcp) = t.rtcp_tuple() {
+        data["rtcpTuple"] = json!(rtcp);
+    }
+    reg(ctx).add_transport(AnyTransport::Plain(t), &router.sink, router_id);
+    Ok(data)
+}
+
+fn router_create_direct_transport(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let router_id = str_param(p, "routerId")?;
+    let router = reg(ctx).router(router_id)?;
+    let options: DirectTransportOptions = parse(p, "DirectTransport options")?;
+    let t = block_on(router.handle.create_direct_transport(options))?;
+    let data = json!({ "id": t.id(), "maxMessageSize": t.max_message_size() });
+    reg(ctx).add_transport(AnyTransport::Direct(t), &router.sink, router_id);
+    Ok(data)
+}
+
+fn router_can_consume(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let router = reg(ctx).router(str_param(p, "routerId")?)?;
+    let producer_id = str_param(p, "producerId")?;
+    let caps: RtpCapabilities =
+        parse(p.get("rtpCapabilities").ok_or_else(|| RpcError::params("missing rtpCapabilities"))?, "rtpCapabilities")?;
+    Ok(json!(router.handle.can_consume(producer_id, &caps)))
+}
+
+fn router_pipe_to_router(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    if opt_str_param(p, "dataProducerId")?.is_some() {
+        return Err(RpcError::unsupported(format!("router.pipeToRouter with dataProducerId: {DATA}")));
+    }
+    let source_id = str_param(p, "routerId")?;
+    let source = reg(ctx).router(source_id)?;
+    let target_id = str_param(p, "targetRouterId")?;
+    let target = reg(ctx).router(target_id)?;
+    let options = PipeToRouterOptions {
+        keep_id: opt_bool_param(p, "keepId", true)?,
+        enable_rtx: opt_bool_param(p, "enableRtx", false)?,
+        enable_srtp: opt_bool_param(p, "enableSrtp", false)?,
+        ..PipeToRouterOptions::new(str_param(p, "producerId")?, &target.handle)
+    };
+    let pair = block_on(source.handle.pipe_to_router(options))?;
+    reg(ctx).add_consumer(&pair.pipe_consumer, &source.sink);
+    reg(ctx).add_producer(&pair.pipe_producer, target_id, &target.sink);
+    Ok(json!({
+        "pipeConsumer": consumer_json(&pair.pipe_consumer, 1),
+        "pipeProducer": producer_json(&pair.pipe_producer),
+    }))
+}
+
+// ---- transport ----
+
+fn transport_connect(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    match transport_of(ctx, p)? {
+        AnyTransport::Plain(t) => {
+            let params: PlainTransportConnect = parse(p, "connect params")?;
+            block_on(t.connect(params))?;
+        }
+        // mediasoup's DirectTransport.connect() does nothing.
+        AnyTransport::Direct(_) => {}
+    }
+    Ok(Value::Null)
+}
+
+fn transport_produce(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let entry = reg(ctx).transport(str_param(p, "transportId")?)?;
+    let options: ProducerOptions = parse(p, "producer options")?;
+    let producer = block_on(entry.handle.transport().produce(options))?;
+    reg(ctx).add_producer(&producer, &entry.parent_id, &entry.sink);
+    Ok(producer_json(&producer))
+}
+
+fn transport_consume(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let entry = reg(ctx).transport(str_param(p, "transportId")?)?;
+    let options: ConsumerOptions = parse(p, "consumer options")?;
+    let consumer = block_on(entry.handle.transport().consume(options))?;
+    reg(ctx).add_consumer(&consumer, &entry.sink);
+    Ok(consumer_json(&consumer, 1))
+}
+
+fn transport_send_rtcp(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    match transport_of(ctx, p)? {
+        AnyTransport::Direct(t) => {
+            t.send_rtcp(&bytes_param(p, "rtcpPacket")?)?;
+            Ok(Value::Null)
+        }
+        AnyTransport::Plain(_) => Err(RpcError::invalid_state("sendRtcp() is only for DirectTransports")),
+    }
+}
+
+// ---- consumer ----
+
+/// Simple and pipe consumers (the only kinds the engine has) have one layer: mediasoup ignores
+/// the call for them, and so do we, after checking the params.
+fn consumer_set_preferred_layers(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    consumer_of(ctx, p)?;
+    if !p.get("spatialLayer").is_some_and(Value::is_u64) {
+        return Err(RpcError::params("spatialLayer must be a non-negative integer"));
+    }
+    if !p.get("temporalLayer").is_none_or(|t| t.is_null() || t.is_u64()) {
+        return Err(RpcError::params("temporalLayer must be a non-negative integer"));
+    }
+    Ok(Value::Null)
+}
+
+fn consumer_set_priority(ctx: &Ctx<'_>, p: &Value, fixed: Option<u8>) -> Result<Value, RpcError> {
+    let id = str_param(p, "consumerId")?;
+    let priority = match fixed {
+        Some(v) => v,
+        None => match p.get("priority").and_then(Value::as_u64) {
+            Some(v @ 1..=255) => v as u8,
+            _ => return Err(RpcError::params("priority must be an integer from 1 to 255")),
+        },
+    };
+    let mut objects = reg(ctx).lock();
+    let entry = objects
+        .consumers
+        .get_mut(id)
+        .ok_or_else(|| RpcError::invalid_state(format!("Consumer \"{id}\" not found (closed, or never created)")))?;
+    entry.priority = priority;
+    Ok(Value::Null)
+}
+
+fn consumer_dump(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let entry = reg(ctx).consumer(str_param(p, "consumerId")?)?;
+    let mut dump = block_on(entry.consumer.dump())?;
+    dump["priority"] = json!(entry.priority);
+    Ok(dump)
+}

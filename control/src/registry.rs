@@ -1,0 +1,324 @@
+//! The objects the API created, by id, and who owns them.
+//!
+//! Ownership is per worker: a worker belongs to one connection (or to none, while orphaned) and
+//! everything under it follows. Each worker has a [`Sink`] that its objects' event handlers push
+//! notifications into; it points at the owning connection's outbox, so `worker.adopt` moves every
+//! notification of the worker's objects to the new connection at once.
+//!
+//! Any authenticated connection may address any object by id (the token is the trust boundary;
+//! ids are unguessable UUIDs); ownership decides where notifications go and when objects die.
+//!
+//! Locking: the registry's lock is never held across an engine call, because engine calls emit
+//! events (synchronously, or on the dispatcher thread while our call waits) whose handlers take
+//! this lock to forget closed objects.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use shardsfu_engine::{Consumer, DirectTransport, PlainTransport, Producer, Router, Transport, Worker};
+
+use crate::rpc::{notification_json, RpcError};
+
+/// A connection's number.
+pub type ConnId = u64;
+
+/// Workers one connection may own at once.
+pub const MAX_WORKERS_PER_CONNECTION: usize = 64;
+
+thread_local! {
+    /// Set while the connection thread runs a client's own pause/resume, whose observer events
+    /// must not come back as notifications (PROTOCOL.md: `producer.pause` only when the engine
+    /// paused it). The engine emits those synchronously on the calling thread; the engine's own
+    /// pauses arrive on its dispatcher thread, where this is never set.
+    static IN_CLIENT_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `f` as a client's own call (see `IN_CLIENT_CALL`).
+pub fn as_client_call<T>(f: impl FnOnce() -> T) -> T {
+    IN_CLIENT_CALL.with(|c| c.set(true));
+    let out = f();
+    IN_CLIENT_CALL.with(|c| c.set(false));
+    out
+}
+
+fn in_client_call() -> bool {
+    IN_CLIENT_CALL.with(Cell::get)
+}
+
+/// A connection's queue of outgoing notifications (bounded: see `server::MAX_NOTIFICATIONS_QUEUED`).
+pub struct Outbox {
+    pub tx: SyncSender<String>,
+    /// A lifecycle notification did not fit: the connection is closed (the client reconnects
+    /// and adopts), rather than silently losing a close.
+    pub overflowed: AtomicBool,
+    /// Media notifications (DirectTransport packets) dropped because the queue was full.
+    pub media_dropped: AtomicU64,
+}
+
+/// Where the notifications of one worker's objects go.
+#[derive(Default)]
+pub struct Sink {
+    outbox: Mutex<Option<Arc<Outbox>>>,
+}
+
+impl Sink {
+    fn outbox(&self) -> Option<Arc<Outbox>> {
+        self.outbox.lock().expect("sink lock").clone()
+    }
+
+    pub fn set(&self, outbox: Option<Arc<Outbox>>) {
+        *self.outbox.lock().expect("sink lock") = outbox;
+    }
+
+    /// A lifecycle notification (close, pause, tuple...). Never blocks the engine's dispatcher.
+    pub fn notify(&self, method: &str, params: Value) {
+        if let Some(o) = self.outbox() {
+            match o.tx.try_send(notification_json(method, params)) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(_)) => o.overflowed.store(true, Ordering::Release),
+            }
+        }
+    }
+
+    /// A media notification: dropped (and counted) when the queue is full.
+    pub fn notify_media(&self, method: &str, params: Value) {
+        if let Some(o) = self.outbox() {
+            if let Err(TrySendError::Full(_)) = o.tx.try_send(notification_json(method, params)) {
+                o.media_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A transport of either kind the engine has.
+#[derive(Clone)]
+pub enum AnyTransport {
+    Plain(PlainTransport),
+    Direct(DirectTransport),
+}
+
+impl AnyTransport {
+    pub fn transport(&self) -> &Transport {
+        match self {
+            AnyTransport::Plain(t) => t,
+            AnyTransport::Direct(t) => t,
+        }
+    }
+}
+
+pub struct WorkerEntry {
+    pub worker: Worker,
+    pub sink: Arc<Sink>,
+    pub owner: Option<ConnId>,
+    /// When the owner went away (for the orphan grace period).
+    pub orphaned_at: Option<Instant>,
+}
+
+/// An object under a worker: its handle, its worker's sink and its parent's id (a router's
+/// worker, a transport's router).
+#[derive(Clone)]
+pub struct Owned<T> {
+    pub handle: T,
+    pub sink: Arc<Sink>,
+    pub parent_id: String,
+}
+
+#[derive(Clone)]
+pub struct ProducerEntry {
+    pub producer: Producer,
+    pub router_id: String,
+}
+
+#[derive(Clone)]
+pub struct ConsumerEntry {
+    pub consumer: Consumer,
+    /// mediasoup's consumer priority (kept here: the engine's simple consumers have no use for it).
+    pub priority: u8,
+}
+
+#[derive(Default)]
+pub struct Objects {
+    pub workers: HashMap<String, WorkerEntry>,
+    pub routers: HashMap<String, Owned<Router>>,
+    pub transports: HashMap<String, Owned<AnyTransport>>,
+    /// By id; a pipe producer made with `keepId` shares its source's id (in another router),
+    /// so one id may name several producers, told apart by `routerId`.
+    pub producers: HashMap<String, Vec<ProducerEntry>>,
+    pub consumers: HashMap<String, ConsumerEntry>,
+}
+
+/// The registry: shared by connections, the reaper and the engine's event handlers (weakly).
+#[derive(Default)]
+pub struct Registry {
+    pub objects: Mutex<Objects>,
+}
+
+fn not_found(class: &str, id: &str) -> RpcError {
+    RpcError::invalid_state(format!("{class} \"{id}\" not found (closed, or never created)"))
+}
+
+impl Registry {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Objects> {
+        self.objects.lock().expect("registry lock")
+    }
+
+    pub fn worker(&self, id: &str) -> Result<(Worker, Arc<Sink>), RpcError> {
+        self.lock().workers.get(id).map(|w| (w.worker.clone(), w.sink.clone())).ok_or_else(|| not_found("Worker", id))
+    }
+
+    pub fn router(&self, id: &str) -> Result<Owned<Router>, RpcError> {
+        self.lock().routers.get(id).cloned().ok_or_else(|| not_found("Router", id))
+    }
+
+    pub fn transport(&self, id: &str) -> Result<Owned<AnyTransport>, RpcError> {
+        self.lock().transports.get(id).cloned().ok_or_else(|| not_found("Transport", id))
+    }
+
+    /// The producer `id` (in router `router_id` when several share the id).
+    pub fn producer(&self, id: &str, router_id: Option<&str>) -> Result<ProducerEntry, RpcError> {
+        let objects = self.lock();
+        let all = objects.producers.get(id).ok_or_else(|| not_found("Producer", id))?;
+        match router_id {
+            Some(r) => all.iter().find(|p| p.router_id == r).cloned().ok_or_else(|| not_found("Producer", id)),
+            None if all.len() == 1 => Ok(all[0].clone()),
+            None => Err(RpcError::params(format!(
+                "Producer id \"{id}\" exists in {} routers (pipeToRouter with keepId): pass routerId",
+                all.len()
+            ))),
+        }
+    }
+
+    pub fn consumer(&self, id: &str) -> Result<ConsumerEntry, RpcError> {
+        self.lock().consumers.get(id).cloned().ok_or_else(|| not_found("Consumer", id))
+    }
+
+    /// Workers owned by `conn`.
+    pub fn owned_workers(&self, conn: ConnId) -> usize {
+        self.lock().workers.values().filter(|w| w.owner == Some(conn)).count()
+    }
+
+    /// Record a new router and forward its events to its worker's sink.
+    pub fn add_router(self: &Arc<Self>, router: &Router, sink: &Arc<Sink>, worker_id: &str) {
+        let id = router.id().to_owned();
+        let (s, rid) = (sink.clone(), id.clone());
+        router.on_worker_close(move || s.notify("router.workerclose", json!({ "routerId": rid })));
+        let (weak, rid) = (Arc::downgrade(self), id.clone());
+        router.on_close(move || forget(&weak, |o| drop(o.routers.remove(&rid))));
+        let entry = Owned { handle: router.clone(), sink: sink.clone(), parent_id: worker_id.to_owned() };
+        self.lock().routers.insert(id, entry);
+        if router.closed() {
+            self.lock().routers.remove(router.id());
+        }
+    }
+
+    pub fn add_transport(self: &Arc<Self>, t: AnyTransport, sink: &Arc<Sink>, router_id: &str) {
+        let base = t.transport().clone();
+        let id = base.id().to_owned();
+        let (s, tid) = (sink.clone(), id.clone());
+        base.on_router_close(move || s.notify("transport.routerclose", json!({ "transportId": tid })));
+        match &t {
+            AnyTransport::Plain(p) => {
+                let (s, tid) = (sink.clone(), id.clone());
+                p.on_tuple(move |tuple| s.notify("transport.tuple", json!({ "transportId": tid, "tuple": tuple })));
+                let (s, tid) = (sink.clone(), id.clone());
+                p.on_rtcp_tuple(move |tuple| {
+                    s.notify("transport.rtcptuple", json!({ "transportId": tid, "rtcpTuple": tuple }))
+                });
+            }
+            AnyTransport::Direct(d) => {
+                let (s, tid) = (sink.clone(), id.clone());
+                d.on_rtcp(move |packet| {
+                    s.notify_media(
+                        "transport.rtcp",
+                        json!({ "transportId": tid, "packet": crate::b64::encode(packet) }),
+                    )
+                });
+            }
+        }
+        let (weak, tid) = (Arc::downgrade(self), id.clone());
+        base.on_close(move || forget(&weak, |o| drop(o.transports.remove(&tid))));
+        let entry = Owned { handle: t, sink: sink.clone(), parent_id: router_id.to_owned() };
+        self.lock().transports.insert(id.clone(), entry);
+        if base.closed() {
+            self.lock().transports.remove(&id);
+        }
+    }
+
+    pub fn add_producer(self: &Arc<Self>, p: &Producer, router_id: &str, sink: &Arc<Sink>) {
+        let id = p.id().to_owned();
+        let params = json!({ "producerId": id, "routerId": router_id });
+        let (s, ps) = (sink.clone(), params.clone());
+        p.on_transport_close(move || s.notify("producer.transportclose", ps.clone()));
+        let (s, ps) = (sink.clone(), params.clone());
+        p.on_pause(move || {
+            if !in_client_call() {
+                s.notify("producer.pause", ps.clone())
+            }
+        });
+        let (s, ps) = (sink.clone(), params);
+        p.on_resume(move || {
+            if !in_client_call() {
+                s.notify("producer.resume", ps.clone())
+            }
+        });
+        let (weak, pid, rid) = (Arc::downgrade(self), id.clone(), router_id.to_owned());
+        p.on_close(move || {
+            forget(&weak, |o| {
+                if let Some(all) = o.producers.get_mut(&pid) {
+                    all.retain(|e| e.router_id != rid);
+                    if all.is_empty() {
+                        o.producers.remove(&pid);
+                    }
+                }
+            })
+        });
+        let entry = ProducerEntry { producer: p.clone(), router_id: router_id.to_owned() };
+        let mut objects = self.lock();
+        if !p.closed() {
+            objects.producers.entry(id).or_default().push(entry);
+        }
+    }
+
+    pub fn add_consumer(self: &Arc<Self>, c: &Consumer, sink: &Arc<Sink>) {
+        let id = c.id().to_owned();
+        let params = json!({ "consumerId": id });
+        for (event, method) in [
+            ("transportclose", "consumer.transportclose"),
+            ("producerclose", "consumer.producerclose"),
+            ("producerpause", "consumer.producerpause"),
+            ("producerresume", "consumer.producerresume"),
+        ] {
+            let (s, ps) = (sink.clone(), params.clone());
+            let f = move || s.notify(method, ps.clone());
+            match event {
+                "transportclose" => c.on_transport_close(f),
+                "producerclose" => c.on_producer_close(f),
+                "producerpause" => c.on_producer_pause(f),
+                _ => c.on_producer_resume(f),
+            };
+        }
+        let (s, cid) = (sink.clone(), id.clone());
+        c.on_rtp(move |packet| {
+            s.notify_media("consumer.rtp", json!({ "consumerId": cid, "packet": crate::b64::encode(packet) }))
+        });
+        let (weak, cid) = (Arc::downgrade(self), id.clone());
+        c.on_close(move || forget(&weak, |o| drop(o.consumers.remove(&cid))));
+        let entry = ConsumerEntry { consumer: c.clone(), priority: 1 };
+        let mut objects = self.lock();
+        if !c.closed() {
+            objects.consumers.insert(id, entry);
+        }
+    }
+}
+
+/// Forget a closed object, if the registry still exists.
+fn forget(weak: &Weak<Registry>, f: impl FnOnce(&mut Objects)) {
+    if let Some(reg) = weak.upgrade() {
+        f(&mut reg.lock());
+    }
+}
