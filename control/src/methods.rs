@@ -12,7 +12,8 @@ use shardsfu_engine::ortc::supported_rtp_capabilities;
 use shardsfu_engine::rtp_parameters::RtpCapabilities;
 use shardsfu_engine::{
     block_on, Consumer, ConsumerOptions, DirectTransportOptions, PipeToRouterOptions, PlainTransportConnect,
-    PlainTransportOptions, Producer, ProducerOptions, RouterOptions, WorkerSettings,
+    PlainTransportOptions, Producer, ProducerOptions, RouterOptions, WebRtcServerOptions, WebRtcTransport,
+    WebRtcTransportConnect, WebRtcTransportOptions, WorkerSettings,
 };
 
 use crate::registry::{as_client_call, AnyTransport, ConnId, Outbox, Sink, WorkerEntry, MAX_WORKERS_PER_CONNECTION};
@@ -38,9 +39,17 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
         "worker.getResourceUsage" => worker_resource_usage(ctx, p),
         "worker.updateSettings" => worker_update_settings(ctx, p),
         "worker.adopt" => worker_adopt(ctx, p),
+        "worker.createWebRtcServer" => worker_create_webrtc_server(ctx, p),
+
+        "webRtcServer.dump" => Ok(reg(ctx).webrtc_server(str_param(p, "webRtcServerId")?)?.handle.dump()),
+        "webRtcServer.close" => {
+            reg(ctx).webrtc_server(str_param(p, "webRtcServerId")?)?.handle.close();
+            Ok(Value::Null)
+        }
 
         "router.createPlainTransport" => router_create_plain_transport(ctx, p),
         "router.createDirectTransport" => router_create_direct_transport(ctx, p),
+        "router.createWebRtcTransport" => router_create_webrtc_transport(ctx, p),
         "router.canConsume" => router_can_consume(ctx, p),
         "router.pipeToRouter" => router_pipe_to_router(ctx, p),
         "router.dump" => Ok(block_on(reg(ctx).router(str_param(p, "routerId")?)?.handle.dump())?),
@@ -59,6 +68,13 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
             Ok(Value::Null)
         }
         "transport.sendRtcp" => transport_send_rtcp(ctx, p),
+        "transport.restartIce" => {
+            let t = webrtc_of(ctx, p)?;
+            Ok(json!(block_on(t.restart_ice())?))
+        }
+        "transport.setMaxIncomingBitrate" => bitrate(ctx, p, |t, b| t.set_max_incoming_bitrate(b)),
+        "transport.setMaxOutgoingBitrate" => bitrate(ctx, p, |t, b| t.set_max_outgoing_bitrate(b)),
+        "transport.setMinOutgoingBitrate" => bitrate(ctx, p, |t, b| t.set_min_outgoing_bitrate(b)),
 
         "producer.pause" => {
             let producer = producer_of(ctx, p)?;
@@ -110,16 +126,12 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
     }
 }
 
-const WEBRTC: &str = "WebRtcTransport and WebRtcServer are not available in this engine yet";
 const DATA: &str = "data producers and consumers (SCTP) are not available in this engine yet";
 const OBSERVERS: &str = "RTP observers (active speaker, audio level) are not available in this engine yet";
-const BWE: &str = "bandwidth estimation and bitrate limits are not available in this engine yet";
 const TRACE: &str = "trace events are not available in this engine yet";
 
 /// mediasoup methods this server knows but cannot serve yet, and why.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("worker.createWebRtcServer", WEBRTC),
-    ("router.createWebRtcTransport", WEBRTC),
     (
         "router.createPipeTransport",
         "UDP PipeTransports are not available in this engine yet (router.pipeToRouter links routers of this \
@@ -127,10 +139,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("router.createActiveSpeakerObserver", OBSERVERS),
     ("router.createAudioLevelObserver", OBSERVERS),
-    ("transport.restartIce", WEBRTC),
-    ("transport.setMaxIncomingBitrate", BWE),
-    ("transport.setMaxOutgoingBitrate", BWE),
-    ("transport.setMinOutgoingBitrate", BWE),
     ("transport.enableTraceEvent", TRACE),
     ("transport.produceData", DATA),
     ("transport.consumeData", DATA),
@@ -140,7 +148,7 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
 
 /// Whole classes this server cannot serve yet: every method of theirs answers `UnsupportedError`.
 pub const UNSUPPORTED_CLASSES: &[(&str, &str)] =
-    &[("webRtcServer", WEBRTC), ("dataProducer", DATA), ("dataConsumer", DATA), ("rtpObserver", OBSERVERS)];
+    &[("dataProducer", DATA), ("dataConsumer", DATA), ("rtpObserver", OBSERVERS)];
 
 fn unsupported(method: &str) -> Option<&'static str> {
     if let Some((_, why)) = UNSUPPORTED.iter().find(|(m, _)| *m == method) {
@@ -195,6 +203,33 @@ fn params_object(p: &Value) -> Map<String, Value> {
 
 fn transport_of(ctx: &Ctx<'_>, p: &Value) -> Result<AnyTransport, RpcError> {
     Ok(reg(ctx).transport(str_param(p, "transportId")?)?.handle)
+}
+
+fn webrtc_of(ctx: &Ctx<'_>, p: &Value) -> Result<WebRtcTransport, RpcError> {
+    match transport_of(ctx, p)? {
+        AnyTransport::WebRtc(t) => Ok(t),
+        _ => Err(RpcError::invalid_state("not a WebRtcTransport")),
+    }
+}
+
+/// The bitrate setters: recorded on WebRtcTransports (shown in dump; no bandwidth estimation
+/// acts on them yet), refused elsewhere.
+fn bitrate(
+    ctx: &Ctx<'_>,
+    p: &Value,
+    set: impl FnOnce(&WebRtcTransport, u32) -> shardsfu_engine::Result<()>,
+) -> Result<Value, RpcError> {
+    let t = match transport_of(ctx, p)? {
+        AnyTransport::WebRtc(t) => t,
+        _ => return Err(RpcError::unsupported("bitrate limits apply to WebRtcTransports only in this engine")),
+    };
+    let bps = p
+        .get("bitrate")
+        .and_then(Value::as_u64)
+        .and_then(|b| u32::try_from(b).ok())
+        .ok_or_else(|| RpcError::params("bitrate must be a non-negative integer"))?;
+    set(&t, bps)?;
+    Ok(Value::Null)
 }
 
 fn producer_of(ctx: &Ctx<'_>, p: &Value) -> Result<Producer, RpcError> {
@@ -351,7 +386,76 @@ fn worker_adopt(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
     Ok(json!({ "id": id, "pid": entry.worker.pid() }))
 }
 
+fn worker_create_webrtc_server(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let worker_id = str_param(p, "workerId")?;
+    let (worker, sink) = reg(ctx).worker(worker_id)?;
+    let options: WebRtcServerOptions = parse(&with_listen_infos_defaults(ctx, p)?, "WebRtcServer options")?;
+    let server = block_on(worker.create_webrtc_server(options))?;
+    reg(ctx).add_webrtc_server(&server, &sink, worker_id);
+    Ok(json!({ "id": server.id() }))
+}
+
 // ---- router ----
+
+/// The server's media address as a listen info of `protocol`.
+fn default_listen_info(ctx: &Ctx<'_>, protocol: &str) -> Value {
+    let s = &ctx.shared.settings;
+    let mut info = json!({ "protocol": protocol, "ip": s.media_ip.to_string() });
+    if let Some(a) = &s.announced_address {
+        info["announcedAddress"] = json!(a);
+    }
+    info
+}
+
+/// `listenInfos` filled in as `with_listen_defaults` does for one `listenInfo`: UDP and TCP on the
+/// server's media address when absent; the announced address for entries binding every interface.
+fn with_listen_infos_defaults(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let mut v = params_object(p);
+    match v.get_mut("listenInfos") {
+        None | Some(Value::Null) => {
+            v.insert("listenInfos".into(), json!([default_listen_info(ctx, "udp"), default_listen_info(ctx, "tcp")]));
+        }
+        Some(Value::Array(infos)) => {
+            for info in infos {
+                let one = with_listen_defaults(ctx, &json!({ "listenInfo": info.clone() }))?;
+                *info = one["listenInfo"].clone();
+            }
+        }
+        Some(_) => return Err(RpcError::params("listenInfos must be an array")),
+    }
+    Ok(Value::Object(v))
+}
+
+fn webrtc_transport_json(t: &WebRtcTransport) -> Value {
+    json!({
+        "id": t.id(),
+        "iceRole": t.ice_role(),
+        "iceParameters": t.ice_parameters(),
+        "iceCandidates": t.ice_candidates(),
+        "iceState": t.ice_state(),
+        "iceSelectedTuple": t.ice_selected_tuple(),
+        "dtlsParameters": t.dtls_parameters(),
+        "dtlsState": t.dtls_state(),
+        "sctpParameters": null,
+        "sctpState": null,
+    })
+}
+
+fn router_create_webrtc_transport(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let router_id = str_param(p, "routerId")?;
+    let router = reg(ctx).router(router_id)?;
+    let server = match opt_str_param(p, "webRtcServerId")? {
+        Some(id) => Some(reg(ctx).webrtc_server(id)?.handle),
+        None => None,
+    };
+    let params = if server.is_some() { p.clone() } else { with_listen_infos_defaults(ctx, p)? };
+    let mut options: WebRtcTransportOptions = parse(&params, "WebRtcTransport options")?;
+    options.webrtc_server = server;
+    let t = block_on(router.handle.create_webrtc_transport(options))?;
+    let data = webrtc_transport_json(&t);
+    reg(ctx).add_transport(AnyTransport::WebRtc(t), &router.sink, router_id);
+    Ok(data)
+}
 
 /// Fill the server's media address into a PlainTransport's `listenInfo`: all of it when the
 /// request has none, the announced address when it binds every interface and announces nothing.
@@ -454,6 +558,10 @@ fn transport_connect(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
             let params: PlainTransportConnect = parse(p, "connect params")?;
             block_on(t.connect(params))?;
         }
+        AnyTransport::WebRtc(t) => {
+            let params: WebRtcTransportConnect = parse(p, "connect params")?;
+            block_on(t.connect(params))?;
+        }
         // mediasoup's DirectTransport.connect() does nothing.
         AnyTransport::Direct(_) => {}
     }
@@ -482,7 +590,7 @@ fn transport_send_rtcp(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
             t.send_rtcp(&bytes_param(p, "rtcpPacket")?)?;
             Ok(Value::Null)
         }
-        AnyTransport::Plain(_) => Err(RpcError::invalid_state("sendRtcp() is only for DirectTransports")),
+        _ => Err(RpcError::invalid_state("sendRtcp() is only for DirectTransports")),
     }
 }
 

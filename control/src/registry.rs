@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use shardsfu_engine::{Consumer, DirectTransport, PlainTransport, Producer, Router, Transport, Worker};
+use shardsfu_engine::{
+    Consumer, DirectTransport, PlainTransport, Producer, Router, Transport, WebRtcServer, WebRtcTransport, Worker,
+};
 
 use crate::rpc::{notification_json, RpcError};
 
@@ -100,6 +102,7 @@ impl Sink {
 pub enum AnyTransport {
     Plain(PlainTransport),
     Direct(DirectTransport),
+    WebRtc(WebRtcTransport),
 }
 
 impl AnyTransport {
@@ -107,6 +110,7 @@ impl AnyTransport {
         match self {
             AnyTransport::Plain(t) => t,
             AnyTransport::Direct(t) => t,
+            AnyTransport::WebRtc(t) => t,
         }
     }
 }
@@ -146,6 +150,7 @@ pub struct Objects {
     pub workers: HashMap<String, WorkerEntry>,
     pub routers: HashMap<String, Owned<Router>>,
     pub transports: HashMap<String, Owned<AnyTransport>>,
+    pub webrtc_servers: HashMap<String, Owned<WebRtcServer>>,
     /// By id; a pipe producer made with `keepId` shares its source's id (in another router),
     /// so one id may name several producers, told apart by `routerId`.
     pub producers: HashMap<String, Vec<ProducerEntry>>,
@@ -173,6 +178,24 @@ impl Registry {
 
     pub fn router(&self, id: &str) -> Result<Owned<Router>, RpcError> {
         self.lock().routers.get(id).cloned().ok_or_else(|| not_found("Router", id))
+    }
+
+    pub fn webrtc_server(&self, id: &str) -> Result<Owned<WebRtcServer>, RpcError> {
+        self.lock().webrtc_servers.get(id).cloned().ok_or_else(|| not_found("WebRtcServer", id))
+    }
+
+    /// Record a new WebRtcServer and forward its events to its worker's sink.
+    pub fn add_webrtc_server(self: &Arc<Self>, server: &WebRtcServer, sink: &Arc<Sink>, worker_id: &str) {
+        let id = server.id().to_owned();
+        let (s, sid) = (sink.clone(), id.clone());
+        server.on_worker_close(move || s.notify("webRtcServer.workerclose", json!({ "webRtcServerId": sid })));
+        let (weak, sid) = (Arc::downgrade(self), id.clone());
+        server.on_close(move || forget(&weak, |o| drop(o.webrtc_servers.remove(&sid))));
+        let entry = Owned { handle: server.clone(), sink: sink.clone(), parent_id: worker_id.to_owned() };
+        self.lock().webrtc_servers.insert(id.clone(), entry);
+        if server.closed() {
+            self.lock().webrtc_servers.remove(&id);
+        }
     }
 
     pub fn transport(&self, id: &str) -> Result<Owned<AnyTransport>, RpcError> {
@@ -228,6 +251,27 @@ impl Registry {
                 let (s, tid) = (sink.clone(), id.clone());
                 p.on_rtcp_tuple(move |tuple| {
                     s.notify("transport.rtcptuple", json!({ "transportId": tid, "rtcpTuple": tuple }))
+                });
+            }
+            AnyTransport::WebRtc(w) => {
+                let (s, tid) = (sink.clone(), id.clone());
+                w.on_ice_state_change(move |state| {
+                    s.notify("transport.icestatechange", json!({ "transportId": tid, "iceState": state }))
+                });
+                let (s, tid) = (sink.clone(), id.clone());
+                w.on_ice_selected_tuple_change(move |tuple| {
+                    s.notify(
+                        "transport.iceselectedtuplechange",
+                        json!({ "transportId": tid, "iceSelectedTuple": tuple }),
+                    )
+                });
+                let (s, tid) = (sink.clone(), id.clone());
+                w.on_dtls_state_change(move |state| {
+                    s.notify("transport.dtlsstatechange", json!({ "transportId": tid, "dtlsState": state }))
+                });
+                let (s, tid) = (sink.clone(), id.clone());
+                w.on_listen_server_close(move || {
+                    s.notify("transport.listenserverclose", json!({ "transportId": tid }))
                 });
             }
             AnyTransport::Direct(d) => {

@@ -73,12 +73,10 @@ fn wrong_param_types_are_type_errors() {
 
     // Not in the engine yet: UnsupportedError with a reason.
     for (method, params) in [
-        ("router.createWebRtcTransport", json!({ "routerId": router })),
-        ("worker.createWebRtcServer", json!({ "workerId": worker })),
         ("router.createPipeTransport", json!({ "routerId": router })),
         ("router.createAudioLevelObserver", json!({ "routerId": router })),
         ("dataProducer.close", json!({ "dataProducerId": "x" })),
-        ("transport.setMaxIncomingBitrate", json!({ "transportId": "x", "bitrate": 1 })),
+        ("transport.produceData", json!({ "transportId": "x" })),
     ] {
         let e = c.call_err(method, params);
         assert_eq!(e["data"]["name"], "UnsupportedError", "{method}: {e}");
