@@ -14,3 +14,11 @@ if [ "$memlock" != "unlimited" ] && [ "$memlock" -lt 512 ]; then
 fi
 
 cargo test --workspace
+
+# The Node.js client (shardsfu-client) against the real binary.
+cargo build -p shardsfu-control
+if ! command -v npm >/dev/null 2>&1; then
+    echo "npm is missing: install Node.js >= 18 with npm (Debian: apt-get install -y nodejs npm)" >&2
+    exit 1
+fi
+(cd control/node-client && npm ci --no-audit --no-fund && SHARDSFU_BIN="$PWD/../../target/debug/shardsfu" npm test)
