@@ -280,6 +280,20 @@ impl<'a, C: Send + 'static> Io<'a, C> {
         self.core.udp.queue(socket, dest, head, body)
     }
 
+    /// Queues one datagram of at most `max_len` (<= `MAX_HEAD_BYTES`) bytes that `write` builds
+    /// straight in the transmit arena (SRTP protects into it: no copy afterwards). `write`
+    /// returns the length it wrote; 0 sends nothing.
+    #[inline]
+    pub fn send_with(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        max_len: usize,
+        write: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) {
+        self.core.udp.queue_with(socket, dest, max_len, write)
+    }
+
     /// Pushes a command into shard `shard`'s inbound ring from this shard, waking it if parked.
     /// `Err(cmd)` if that ring is full, `shard` is this shard, or out of range.
     pub fn send_to_shard(&mut self, shard: usize, cmd: C) -> Result<(), C> {

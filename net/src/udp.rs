@@ -174,6 +174,8 @@ pub(crate) struct Udp {
     /// descriptors (EMFILE), it is closed to accept and close the waiting connection, so the
     /// level-triggered listener does not keep the shard spinning (see `Udp::accept_tcp`).
     pub(crate) spare_fd: Option<std::fs::File>,
+    /// Where `queue_with` builds a datagram bound for a TCP connection.
+    tcp_scratch: Box<[u8]>,
 }
 
 impl Udp {
@@ -202,6 +204,7 @@ impl Udp {
                 gso_messages: 0,
             },
             counters: Counters::default(),
+            tcp_scratch: vec![0u8; MAX_HEAD_BYTES].into_boxed_slice(),
             tcp_dirty: Vec::with_capacity(MAX_TCP_CONNECTIONS_PER_SHARD),
             tcp_ended: Vec::with_capacity(MAX_TCP_CONNECTIONS_PER_SHARD),
             tcp_limit: MAX_TCP_CONNECTIONS_PER_SHARD,
@@ -339,17 +342,63 @@ impl Udp {
             self.counters.tx_dropped += 1;
             return;
         }
-        if self.tx.entries.len() == MAX_TX_ENTRIES || self.tx.arena_used + head.len() > TX_ARENA_BYTES {
+        let offset = self.reserve(head.len());
+        self.tx.arena[offset..offset + head.len()].copy_from_slice(head);
+        self.push_entry(id, dest, offset, head.len(), body);
+    }
+
+    /// Queues one datagram of at most `max_len` bytes that `write` builds in place, in the
+    /// arena (no copy after it): `write` returns the length it wrote, 0 to send nothing.
+    /// On a TCP connection the datagram is built in a scratch buffer and framed as `queue` does.
+    pub(crate) fn queue_with(
+        &mut self,
+        id: SocketId,
+        dest: SocketAddr,
+        max_len: usize,
+        write: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) {
+        match self.sock(id) {
+            Some(Sock::Udp(_)) => {}
+            Some(Sock::TcpConn(_)) => {
+                let mut scratch = std::mem::take(&mut self.tcp_scratch);
+                let n = write(&mut scratch[..max_len.min(MAX_HEAD_BYTES)]);
+                if n > 0 {
+                    self.queue_tcp(id, &scratch[..n], &[]);
+                }
+                self.tcp_scratch = scratch;
+                return;
+            }
+            Some(Sock::TcpListener(_)) | None => {
+                self.counters.tx_dropped += 1;
+                return;
+            }
+        }
+        if max_len > MAX_HEAD_BYTES {
+            self.counters.tx_dropped += 1;
+            return;
+        }
+        let offset = self.reserve(max_len);
+        let n = write(&mut self.tx.arena[offset..offset + max_len]).min(max_len);
+        if n > 0 {
+            self.push_entry(id, dest, offset, n, &[]);
+        }
+    }
+
+    /// Room for `len` bytes in the arena (flushing first when the queue is full); its offset.
+    fn reserve(&mut self, len: usize) -> usize {
+        if self.tx.entries.len() == MAX_TX_ENTRIES || self.tx.arena_used + len > TX_ARENA_BYTES {
             self.flush();
         }
-        let offset = self.tx.arena_used;
-        self.tx.arena[offset..offset + head.len()].copy_from_slice(head);
-        self.tx.arena_used += head.len();
+        self.tx.arena_used
+    }
+
+    fn push_entry(&mut self, id: SocketId, dest: SocketAddr, offset: usize, head_len: usize, body: &[u8]) {
+        self.tx.arena_used += head_len;
         let entry_index = self.tx.entries.len() as u32;
         self.tx.entries.push(TxEntry {
             dest,
             head_offset: offset as u32,
-            head_len: head.len() as u32,
+            head_len: head_len as u32,
             body_ptr: body.as_ptr(),
             body_len: body.len(),
             next: NO_ENTRY,

@@ -514,6 +514,17 @@ impl<'a> Sink<'a> for Direct<'_, 'a> {
     fn to_shard(&mut self, shard: usize, head: &[u8], body: &[u8]) -> bool {
         self.io.forward_to_shard(shard, head, body)
     }
+
+    #[inline]
+    fn send_with(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        max_len: usize,
+        write: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) {
+        self.io.send_with(socket, dest, max_len, write);
+    }
 }
 
 impl ShardService for ShardAdapter {

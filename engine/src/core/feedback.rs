@@ -123,7 +123,7 @@ impl Shard {
 
     /// Send due key frame requests (PLI, or FIR when the producer only negotiated FIR).
     pub fn send_key_frame_requests<'a>(&mut self, now: Instant, out: &mut impl Sink<'a>) {
-        let Shard { producers, transports, scratch, srtp_buf, events, key_frame_pending, shard_out, .. } = self;
+        let Shard { producers, transports, scratch, events, key_frame_pending, shard_out, .. } = self;
         // Only producers with a request outstanding are visited; an entry stays while its
         // request waits (delay, or no remote yet).
         key_frame_pending.retain(|&pkey| {
@@ -158,7 +158,7 @@ impl Shard {
                     rtcp::write_pli(&mut scratch[..], t.rtcp_ssrc, media_ssrc)
                 };
                 let Ok(n) = n else { continue };
-                emit(target, t, &scratch[..n], &mut srtp_buf[..], events, out);
+                emit(target, t, &scratch[..n], events, out);
             }
             kf.pending = false;
             kf.last_sent = Some(now);
@@ -168,7 +168,7 @@ impl Shard {
 
     /// NACK the producer's endpoint for what its streams miss now.
     pub(super) fn send_nacks<'a>(&mut self, now: Instant, pkey: u32, out: &mut impl Sink<'a>) {
-        let Shard { producers, transports, scratch, srtp_buf, events, .. } = self;
+        let Shard { producers, transports, scratch, events, .. } = self;
         let Some(p) = producers.get_mut(pkey) else { return };
         let Some(t) = transports.get_mut(p.transport) else { return };
         let target = t.rtcp_target(p.transport);
@@ -180,14 +180,14 @@ impl Shard {
                 continue;
             }
             if let Ok(len) = rtcp::write_nack(&mut scratch[..], t.rtcp_ssrc, media_ssrc, &seqs[..n]) {
-                emit(target, t, &scratch[..len], &mut srtp_buf[..], events, out);
+                emit(target, t, &scratch[..len], events, out);
             }
         }
     }
 
     /// Answer one NACKed sequence number of a consumer from its producer's buffer.
     fn retransmit<'a>(&mut self, now: Instant, tkey: u32, media_ssrc: u32, out_seq: u16, out: &mut impl Sink<'a>) {
-        let Shard { transports, consumers, producers, scratch, srtp_buf, drops, events, .. } = self;
+        let Shard { transports, consumers, producers, scratch, drops, events, .. } = self;
         let Some(t) = transports.get_mut(tkey) else { return };
         let Some(&(ckey, false)) = t.consumer_ssrcs.get(&media_ssrc) else { return };
         let Some(c) = consumers.get_mut(ckey) else { return };
@@ -242,17 +242,9 @@ impl Shard {
         match c.target {
             Target::Udp { socket, dest } => out.send(socket, dest, &scratch[..len], &[]),
             Target::Direct => events.push_back(Event::DirectRtp { consumer: c.id, packet: scratch[..len].to_vec() }),
-            Target::Srtp { socket, dest, transport } => Shard::send_srtp_rtp(
-                transports,
-                transport,
-                socket,
-                dest,
-                &scratch[..len],
-                &[],
-                &mut srtp_buf[..],
-                drops,
-                out,
-            ),
+            Target::Srtp { socket, dest, transport } => {
+                Shard::send_srtp_rtp(transports, transport, socket, dest, &scratch[..len], &[], drops, out)
+            }
             // A pipe consumer's far side repairs from its own buffer.
             Target::None | Target::Shard { .. } => {}
         }
@@ -283,7 +275,7 @@ impl Shard {
     /// Sender reports for the transport's consumers, receiver reports for its producers.
     fn send_reports<'a>(&mut self, now: Instant, tkey: u32, out: &mut impl Sink<'a>) {
         let ntp = self.clock.ntp(now);
-        let Shard { transports, consumers, producers, scratch, srtp_buf, events, .. } = self;
+        let Shard { transports, consumers, producers, scratch, events, .. } = self;
         let Some(t) = transports.get_mut(tkey) else { return };
         t.next_rtcp = now + RTCP_INTERVAL;
         let target = t.rtcp_target(tkey);
@@ -301,7 +293,7 @@ impl Shard {
             if !c.cname.is_empty() {
                 n += rtcp::write_sdes_cname(&mut scratch[n..], c.ssrc, c.cname.as_bytes()).unwrap_or(0);
             }
-            emit(target, t, &scratch[..n], &mut srtp_buf[..], events, out);
+            emit(target, t, &scratch[..n], events, out);
         }
         let mut blocks = [rtcp::ReportBlock::default(); 31];
         let mut n_blocks = 0;
@@ -318,7 +310,7 @@ impl Shard {
         }
         if n_blocks > 0 {
             if let Ok(n) = rtcp::write_rr(&mut scratch[..], t.rtcp_ssrc, &blocks[..n_blocks]) {
-                emit(target, t, &scratch[..n], &mut srtp_buf[..], events, out);
+                emit(target, t, &scratch[..n], events, out);
             }
         }
     }
@@ -329,7 +321,6 @@ fn emit<'a>(
     target: Target,
     t: &mut TransportState,
     bytes: &[u8],
-    srtp_buf: &mut [u8],
     events: &mut std::collections::VecDeque<Event>,
     out: &mut impl Sink<'a>,
 ) {
@@ -337,9 +328,17 @@ fn emit<'a>(
         Target::Srtp { socket, dest, .. } => {
             let TransportKind::WebRtc(w) = &mut t.kind else { return };
             let Some(srtp) = w.srtp_out.as_mut() else { return };
-            if let Ok(n) = srtp.protect_rtcp(bytes, srtp_buf) {
+            let max_len = bytes.len() + srtp.profile().rtcp_overhead();
+            let mut sent = false;
+            out.send_with(socket, dest, max_len, &mut |buf| match srtp.protect_rtcp(bytes, buf) {
+                Ok(n) => {
+                    sent = true;
+                    n
+                }
+                Err(_) => 0,
+            });
+            if sent {
                 t.traffic.rtcp_out += 1;
-                out.send(socket, dest, &srtp_buf[..n], &[]);
             }
         }
         Target::Udp { socket, dest } => {

@@ -309,7 +309,7 @@ impl Shard {
         let body: &'a [u8] = &data[hdr.header_len..];
         let router = p.router;
 
-        let Shard { routers, consumers, transports, scratch, srtp_buf, ext, drops, events, records_out, .. } = self;
+        let Shard { routers, consumers, transports, scratch, ext, drops, events, records_out, .. } = self;
         let Some(list) = routers.get(router).and_then(|r| r.fanout.get(&pkey)) else {
             return;
         };
@@ -380,7 +380,7 @@ impl Shard {
                     }
                 }
                 Target::Srtp { socket, dest, transport } => {
-                    Shard::send_srtp_rtp(transports, transport, socket, dest, head, body, &mut srtp_buf[..], drops, out)
+                    Shard::send_srtp_rtp(transports, transport, socket, dest, head, body, drops, out)
                 }
                 Target::None => {}
             }

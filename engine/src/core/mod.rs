@@ -69,6 +69,23 @@ pub trait Sink<'a> {
     fn to_shard(&mut self, _shard: usize, _head: &[u8], _body: &[u8]) -> bool {
         false
     }
+
+    /// Send one datagram of at most `max_len` bytes (<= `SCRATCH_BYTES`) that `write` builds in
+    /// place and whose length it returns (0: nothing to send). The engine's sink has it written
+    /// straight into the transmit queue (SRTP protects there); this default builds it on the stack.
+    fn send_with(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        max_len: usize,
+        write: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) {
+        let mut buf = [0u8; SCRATCH_BYTES];
+        let n = write(&mut buf[..max_len.min(SCRATCH_BYTES)]);
+        if n > 0 {
+            self.send(socket, dest, &buf[..n], &[]);
+        }
+    }
 }
 
 /// Why an object closed without being asked to (mediasoup's `workerclose`, `routerclose`,
@@ -165,8 +182,7 @@ pub struct Shard {
     ice_ufrags: std::collections::HashMap<String, u32>,
     /// This shard's part of each WebRtcServer: its sockets.
     webrtc_servers: FastMap<ObjectId, Vec<SocketId>>,
-    /// Where SRTP protects outgoing packets.
-    srtp_buf: Box<[u8; webrtc::SRTP_BUFFER_BYTES]>,
+
     events: VecDeque<Event>,
     released_sockets: Vec<SocketId>,
     drops: DropCounters,
@@ -195,7 +211,6 @@ impl Shard {
             ice_tuples: FastMap::default(),
             ice_ufrags: std::collections::HashMap::new(),
             webrtc_servers: FastMap::default(),
-            srtp_buf: Box::new([0; webrtc::SRTP_BUFFER_BYTES]),
             events: VecDeque::new(),
             released_sockets: Vec::new(),
             drops: DropCounters::default(),

@@ -48,8 +48,6 @@ pub const SRTP_PROFILES: [SrtpProfile; 4] = [
     SrtpProfile::AesCm128HmacSha1_80,
     SrtpProfile::AesCm128HmacSha1_32,
 ];
-/// Bytes of the buffer SRTP protects into (a packet plus the largest auth tag and SRTCP index).
-pub const SRTP_BUFFER_BYTES: usize = super::SCRATCH_BYTES + 32;
 /// Sockets (UDP sockets and TCP listeners) one WebRtcTransport or WebRtcServer may own.
 pub const MAX_WEBRTC_SOCKETS: usize = 16;
 /// Username fragments kept per transport: the current one and the one before an ICE restart.
@@ -650,7 +648,8 @@ impl Shard {
         }
     }
 
-    /// Protect one RTP packet (`head ++ body`) for `transport` and send it.
+    /// Protect one RTP packet (`head ++ body`) for `transport` and send it: SRTP writes it
+    /// straight into the sink's transmit queue.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(super) fn send_srtp_rtp<'a>(
@@ -660,15 +659,22 @@ impl Shard {
         dest: SocketAddr,
         head: &[u8],
         body: &[u8],
-        buf: &mut [u8],
         drops: &mut super::DropCounters,
         out: &mut impl Sink<'a>,
     ) {
         let Some(TransportKind::WebRtc(w)) = transports.get_mut(transport).map(|t| &mut t.kind) else { return };
         let Some(srtp) = w.srtp_out.as_mut() else { return };
-        match srtp.protect_rtp_parts(head, body, buf) {
-            Ok(n) => out.send(socket, dest, &buf[..n], &[]),
-            Err(e) => drops.count(srtp_drop(e)),
+        let max_len = head.len() + body.len() + srtp.profile().rtp_overhead();
+        let mut failed = None;
+        out.send_with(socket, dest, max_len, &mut |buf| match srtp.protect_rtp_parts(head, body, buf) {
+            Ok(n) => n,
+            Err(e) => {
+                failed = Some(e);
+                0
+            }
+        });
+        if let Some(e) = failed {
+            drops.count(srtp_drop(e));
         }
     }
 }

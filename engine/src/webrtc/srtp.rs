@@ -17,7 +17,9 @@
 //! `protect_*`. Per-SSRC state (rollover counter, SRTCP index, replay window) is kept separately
 //! for the two directions, in maps bounded by [`MAX_SSRCS`].
 
-use std::collections::HashMap;
+// SSRC-keyed state: a multiplicative hasher (keys are bounded by MAX_SSRCS and enter only after
+// authentication), not SipHash, on the per-packet path.
+use crate::core::FastMap as HashMap;
 use std::fmt;
 
 use aes::cipher::{InnerIvInit, KeyInit, KeyIvInit, StreamCipher};
@@ -387,10 +389,10 @@ impl SrtpSession {
         Ok(SrtpSession {
             profile,
             keys,
-            rtp_recv: HashMap::new(),
-            rtp_send: HashMap::new(),
-            rtcp_recv: HashMap::new(),
-            rtcp_send: HashMap::new(),
+            rtp_recv: HashMap::default(),
+            rtp_send: HashMap::default(),
+            rtcp_recv: HashMap::default(),
+            rtcp_send: HashMap::default(),
         })
     }
 
