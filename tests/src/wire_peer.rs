@@ -170,6 +170,22 @@ impl WirePeer {
         self.send(&out[..n]);
     }
 
+    /// The next RTCP compound (decrypted) that `pred` accepts, skipping everything else.
+    pub fn recv_rtcp_until(&mut self, mut pred: impl FnMut(&[u8]) -> bool) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + ARRIVAL;
+        while Instant::now() < deadline {
+            let Some(mut d) = self.recv() else { continue };
+            if d[0] >> 6 == 2 && (192..=223).contains(&d[1]) {
+                let n = self.rx.as_mut().unwrap().unprotect_rtcp(&mut d).expect("SRTCP from the SFU authenticates");
+                d.truncate(n);
+                if pred(&d) {
+                    return Some(d);
+                }
+            }
+        }
+        None
+    }
+
     /// The next RTP packet (decrypted), skipping RTCP, STUN and DTLS.
     pub fn recv_rtp(&mut self) -> Option<Vec<u8>> {
         let deadline = Instant::now() + ARRIVAL;

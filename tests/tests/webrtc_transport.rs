@@ -196,3 +196,53 @@ fn invalid_options_are_typed_errors() {
     let err = block_on(t.connect(WebRtcTransportConnect { dtls_parameters: ok })).unwrap_err();
     assert_eq!(err.kind(), shardsfu_engine::ErrorKind::InvalidStateError);
 }
+
+#[test]
+fn a_room_of_webrtc_transports_over_two_shards() {
+    use shardsfu_engine::placement::PlacementPolicy;
+    use shardsfu_engine::{Engine, EngineOptions};
+    // Every new transport goes to the shard with the fewest objects: the room spreads at once.
+    let engine = Engine::start(EngineOptions {
+        shards: 2,
+        pin: false,
+        placement: PlacementPolicy {
+            spread_consumers: 0,
+            busy_weight: 0.0,
+            busy_watermark: f32::INFINITY,
+            ..PlacementPolicy::default()
+        },
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    let worker = worker(&engine);
+    let router = router(&worker);
+    let publisher = transport(&router, WebRtcTransportOptions::new(vec![listen(Protocol::Udp)]));
+    let mut pp = WirePeer::connect(&publisher, Protocol::Udp);
+    bring_up(&publisher, &mut pp, DtlsSide::Client);
+    let producer = block_on(publisher.produce(ProducerOptions::new(MediaKind::Video, vp8_params(1111, None)))).unwrap();
+    let mut subs = Vec::new();
+    for _ in 0..4 {
+        let t = transport(&router, WebRtcTransportOptions::new(vec![listen(Protocol::Udp)]));
+        let mut peer = WirePeer::connect(&t, Protocol::Udp);
+        bring_up(&t, &mut peer, DtlsSide::Client);
+        let c = block_on(t.consume(ConsumerOptions::new(producer.id(), router.rtp_capabilities().clone()))).unwrap();
+        subs.push((t, c, peer));
+    }
+    assert!(subs.iter().any(|(t, _, _)| t.shard() != publisher.shard()), "the room spans both shards");
+    // The consumers on the other shard asked for a key frame: it reaches the publisher as SRTCP PLI.
+    let pli = pp.recv_rtcp_until(|rtcp| {
+        let mut found = false;
+        let _ = shardsfu_engine::rtp::rtcp::parse_compound(rtcp, |item| found |= is_pli_for(&item, 1111));
+        found
+    });
+    assert!(pli.is_some(), "the publisher got a PLI");
+    for seq in 0..10u16 {
+        let body = format!("spanning frame {seq}");
+        pp.send_rtp(&vp8(seq, 1111, seq == 0, body.as_bytes()));
+        for (t, c, peer) in subs.iter_mut() {
+            let got = peer.recv_rtp().unwrap_or_else(|| panic!("shard {} consumer got packet {seq}", t.shard()));
+            assert_eq!(ssrc_of(&got), c.rtp_parameters().encodings.as_ref().unwrap()[0].ssrc.unwrap());
+            assert!(payload_of(&got).ends_with(body.as_bytes()));
+        }
+    }
+}
