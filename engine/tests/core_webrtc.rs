@@ -25,6 +25,46 @@ use shardsfu_engine::webrtc::srtp::{SrtpProfile, SrtpSession};
 use shardsfu_engine::Protocol;
 use shardsfu_net::SocketId;
 
+/// Counts allocations of this thread (for the no-allocation test).
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator; only counts on the side.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A sink that only counts (allocates nothing).
+#[derive(Default)]
+struct CountSink {
+    datagrams: u64,
+}
+
+impl<'a> shardsfu_engine::core::Sink<'a> for CountSink {
+    fn send(&mut self, _socket: SocketId, _dest: SocketAddr, _head: &[u8], _body: &'a [u8]) {
+        self.datagrams += 1;
+    }
+}
+
 const TA: ObjectId = 10;
 const TB: ObjectId = 11;
 
@@ -404,4 +444,30 @@ fn closing_a_transport_releases_its_socket_and_tuples() {
     let before = net.shard.drops().unknown_socket;
     net.recv(a.socket, a.remote, &srtp);
     assert_eq!(net.shard.drops().unknown_socket, before + 1);
+}
+
+#[test]
+fn srtp_in_and_out_allocates_nothing_per_packet() {
+    let (mut net, mut a, b) = connected(&[SrtpProfile::AeadAes128Gcm]);
+    produce_consume(&mut net);
+    net.take_for(b.remote);
+    let packets: Vec<Vec<u8>> = (0..300u16)
+        .map(|seq| {
+            let payload = if seq == 0 { vp8_key(1) } else { vp8_delta(seq as u8) };
+            a.protect(&Rtp::new(PRODUCER_SSRC, VIDEO_PT, 2000 + seq).payload(&payload).build())
+        })
+        .collect();
+    let mut sink = CountSink::default();
+    // Warm-up: the first packets create the per-SSRC SRTP and sequence state.
+    let mut bufs: Vec<Vec<u8>> = packets.clone();
+    for buf in bufs.iter_mut().take(50) {
+        net.shard.handle_datagram(net.now, a.socket, a.remote, buf, &mut sink);
+    }
+    let before = ALLOCATIONS.with(std::cell::Cell::get);
+    for buf in bufs.iter_mut().skip(50) {
+        net.shard.handle_datagram(net.now, a.socket, a.remote, buf, &mut sink);
+    }
+    let allocated = ALLOCATIONS.with(std::cell::Cell::get) - before;
+    assert_eq!(sink.datagrams, 300, "every packet decrypted, forwarded and encrypted");
+    assert_eq!(allocated, 0, "allocations on the SRTP forwarding path");
 }
