@@ -435,9 +435,18 @@ fn ice_restart_keeps_media_and_accepts_the_new_credentials() {
 }
 
 #[test]
-fn closing_a_transport_releases_its_socket_and_tuples() {
+fn closing_a_transport_says_close_notify_and_releases_its_socket_and_tuples() {
     let (mut net, mut a, _b) = connected(&[SrtpProfile::AeadAes128Gcm]);
     net.shard.close_transport(TA).unwrap();
+    let alerts = net.shard.take_control_tx();
+    assert!(!alerts.is_empty(), "a DTLS close alert to send");
+    let dtls = a.dtls.as_mut().unwrap();
+    for (socket, dest, bytes) in alerts {
+        assert_eq!((socket, dest), (a.socket, a.remote));
+        let _ = dtls.handle_datagram(net.now, &bytes);
+    }
+    let events: Vec<DtlsEvent> = std::iter::from_fn(|| dtls.poll_event()).collect();
+    assert!(events.contains(&DtlsEvent::Closed), "the peer saw close_notify: {events:?}");
     assert_eq!(net.shard.take_released_sockets(), vec![SocketId(1)]);
     let rtp = Rtp::new(PRODUCER_SSRC, VIDEO_PT, 3).build();
     let srtp = a.protect(&rtp);

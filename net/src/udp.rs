@@ -308,6 +308,12 @@ impl Udp {
         if self.slot(id).is_none() {
             return;
         }
+        // What was queued on it goes out first (a DTLS close alert before its socket closes):
+        // closing is control plane, so an early flush of the whole queue costs nothing that matters.
+        let queued = self.slots[id.index()].first != NO_ENTRY;
+        if queued || matches!(self.slots[id.index()].socket, Some(Sock::TcpConn(_))) {
+            self.flush();
+        }
         let slot = &mut self.slots[id.index()];
         let mut e = slot.first;
         while e != NO_ENTRY {

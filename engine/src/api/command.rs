@@ -463,6 +463,9 @@ impl ShardAdapter {
     }
 
     fn after_control(&mut self, now: Instant, io: &mut Io<'_, Envelope>) {
+        for (socket, dest, bytes) in self.shard.take_control_tx() {
+            io.send(socket, dest, &bytes, &[]);
+        }
         let mut sink = Staging { io, buf: &mut self.staging };
         self.shard.send_key_frame_requests(now, &mut sink);
         for s in self.shard.take_released_sockets() {

@@ -252,6 +252,7 @@ impl Shard {
 
     /// Housekeeping: NACK retries, delayed key frame requests, periodic RTCP reports.
     pub fn handle_timeout<'a>(&mut self, now: Instant, out: &mut impl Sink<'a>) {
+        self.last_now = now;
         if self.next_tick.is_some_and(|t| now < t) {
             return;
         }

@@ -192,6 +192,11 @@ pub struct Shard {
     next_tick: Option<Instant>,
     /// Producers with a key frame request outstanding (each at most once).
     key_frame_pending: Vec<u32>,
+    /// The latest `now` the shard was given (for work without a `now` of its own: close alerts).
+    last_now: Instant,
+    /// Datagrams from the control path (DTLS close alerts of closing transports), sent by the
+    /// adapter after the command: (socket, destination, bytes). One per closing transport.
+    control_tx: Vec<(SocketId, SocketAddr, Vec<u8>)>,
     /// Control messages for other shards (spanning routers), drained by the adapter.
     shard_out: VecDeque<(usize, ShardCommand)>,
     records_out: u64,
@@ -200,7 +205,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(_now: Instant, clock: NtpClock) -> Self {
+    pub fn new(now: Instant, clock: NtpClock) -> Self {
         Shard {
             routers: Slab::default(),
             transports: Slab::default(),
@@ -219,6 +224,8 @@ impl Shard {
             ext: ExtensionsBuilder::default(),
             next_tick: None,
             key_frame_pending: Vec::new(),
+            last_now: now,
+            control_tx: Vec::new(),
             shard_out: VecDeque::new(),
             records_out: 0,
             idle_mirrors: Vec::new(),
@@ -234,6 +241,11 @@ impl Shard {
     #[inline]
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
+    }
+
+    /// Datagrams the control path produced (DTLS close alerts); the adapter sends them.
+    pub fn take_control_tx(&mut self) -> Vec<(SocketId, SocketAddr, Vec<u8>)> {
+        std::mem::take(&mut self.control_tx)
     }
 
     /// Whether sockets wait for the adapter to close them.

@@ -622,6 +622,16 @@ impl Shard {
     /// Forget a closing WebRtcTransport's tuples, username fragments and sockets (its own, the
     /// connections accepted on them, and server connections that carried its tuples).
     pub(super) fn release_webrtc(&mut self, tkey: u32, w: &mut WebRtcState) {
+        // A connected association says goodbye (close_notify), as mediasoup does.
+        if let (Some(dtls), Some((socket, dest))) = (w.dtls.as_mut(), w.selected) {
+            if w.dtls_state == DtlsState::Connected {
+                dtls.close(self.last_now);
+                let mut buf = [0u8; crate::webrtc::dtls::MAX_DTLS_DATAGRAM_BYTES];
+                while let Some(n) = dtls.poll_transmit(&mut buf) {
+                    self.control_tx.push((socket, dest, buf[..n].to_vec()));
+                }
+            }
+        }
         w.ice.close();
         for (tuple, socket) in w.tuples.drain(..) {
             self.ice_tuples.remove(&(socket, tuple.remote));
