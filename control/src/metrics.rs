@@ -23,21 +23,6 @@ impl Family {
 }
 
 /// The drop reasons of the core's `DropCounters`, as they appear in `Engine::dump()`.
-const DROP_REASONS: &[&str] = &[
-    "unknown_socket",
-    "unknown_protocol",
-    "unknown_source",
-    "malformed_rtp",
-    "malformed_rtcp",
-    "producer_not_found",
-    "unknown_payload_type",
-    "producer_paused",
-    "consumer_inactive",
-    "not_a_key_frame",
-    "sequence_rejected",
-    "no_remote",
-    "malformed_rtx",
-];
 
 pub fn render(shared: &Shared) -> Result<String, String> {
     let dump = block_on(shared.engine.dump()).map_err(|e| e.to_string())?;
@@ -55,6 +40,8 @@ pub fn render(shared: &Shared) -> Result<String, String> {
         Family::new("shardsfu_busy_fraction", "gauge", "Share of the shard loop's time spent on data work (0..1)."),
         Family::new("shardsfu_rx_packets_per_second", "gauge", "Datagrams received per second (last window)."),
         Family::new("shardsfu_tx_packets_per_second", "gauge", "Datagrams sent per second (last window)."),
+        Family::new("shardsfu_rx_bytes_total", "counter", "Bytes received by the shard (UDP payloads, TCP frames)."),
+        Family::new("shardsfu_tx_bytes_total", "counter", "Bytes the kernel accepted from the shard."),
     ];
     let shards = dump["shards"].as_array().cloned().unwrap_or_default();
     for s in &shards {
@@ -76,13 +63,16 @@ pub fn render(shared: &Shared) -> Result<String, String> {
         for (fam, v) in fams.iter_mut().zip(values) {
             fam.samples.push((l.clone(), v));
         }
-        for reason in DROP_REASONS {
-            fams[9].samples.push((format!("{l},reason=\"{reason}\""), num(&s["drops"][reason])));
+        // Every reason the engine counts (core::DropReason), in its own order.
+        for (reason, count) in s["drops"].as_object().into_iter().flatten() {
+            fams[9].samples.push((format!("{l},reason=\"{reason}\""), num(count)));
         }
         let net = shared.engine.net_load(i as usize);
         fams[10].samples.push((l.clone(), f64::from(net.busy_fraction)));
         fams[11].samples.push((l.clone(), net.rx_pps as f64));
-        fams[12].samples.push((l, net.tx_pps as f64));
+        fams[12].samples.push((l.clone(), net.tx_pps as f64));
+        fams[13].samples.push((l.clone(), num(&s["rxBytes"])));
+        fams[14].samples.push((l, num(&s["txBytes"])));
     }
     let mut api = vec![
         Family::new("shardsfu_shards", "gauge", "Shards the engine runs."),

@@ -105,6 +105,8 @@ fn metrics_and_healthz() {
         "shardsfu_consumers",
         "shardsfu_rx_packets_total",
         "shardsfu_tx_packets_total",
+        "shardsfu_rx_bytes_total",
+        "shardsfu_tx_bytes_total",
         "shardsfu_drops_total",
         "shardsfu_busy_fraction",
     ] {
@@ -112,6 +114,7 @@ fn metrics_and_healthz() {
     }
     assert_eq!(sample(&m, "shardsfu_shards"), Some(2.0));
     assert!(sample(&m, "shardsfu_drops_total{shard=\"1\",reason=\"not_a_key_frame\"}").is_some());
+    assert!(sample(&m, "shardsfu_drops_total{shard=\"0\",reason=\"srtp_auth_failed\"}").is_some());
 
     // Media shows in the packet counters.
     let mut c = sfu.client();
@@ -122,7 +125,11 @@ fn metrics_and_healthz() {
     assert_eq!(recv_rtp_for(&rx, Duration::from_millis(500)).len(), 10);
     assert!(eventually(|| {
         let (_, m) = sfu.get("/metrics");
-        total(&m, "shardsfu_rx_packets_total") >= 10.0 && total(&m, "shardsfu_tx_packets_total") >= 10.0
+        total(&m, "shardsfu_rx_packets_total") >= 10.0
+            && total(&m, "shardsfu_tx_packets_total") >= 10.0
+            // 10 packets of 12 + 2 (VP8 descriptor) + 100 bytes, at least, each way.
+            && total(&m, "shardsfu_rx_bytes_total") >= 1140.0
+            && total(&m, "shardsfu_tx_bytes_total") >= 1140.0
     }));
     assert_eq!(sfu.get("/nope").0, 404);
     assert!(

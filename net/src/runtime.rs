@@ -68,6 +68,10 @@ pub struct ShardLoad {
     /// Datagrams the kernel accepted (GSO segments count individually), and TCP frames taken
     /// into a connection's send buffer.
     pub tx_packets: u64,
+    /// Bytes of `rx_packets` (UDP payloads, TCP frames without their length prefix).
+    pub rx_bytes: u64,
+    /// Bytes of `tx_packets` (UDP payloads the kernel accepted, TCP frames without their prefix).
+    pub tx_bytes: u64,
     /// Datagrams the kernel refused, or discarded by a close.
     pub tx_dropped: u64,
     /// Datagrams larger than the receive buffer, dropped.

@@ -101,6 +101,8 @@ pub(crate) struct LoadCells {
     tx_pps: AtomicU64,
     rx_packets: AtomicU64,
     tx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_bytes: AtomicU64,
     tx_dropped: AtomicU64,
     rx_truncated: AtomicU64,
     shard_tx_records: AtomicU64,
@@ -124,6 +126,8 @@ impl LoadCells {
             tx_pps: self.tx_pps.load(Ordering::Relaxed),
             rx_packets: self.rx_packets.load(Ordering::Relaxed),
             tx_packets: self.tx_packets.load(Ordering::Relaxed),
+            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
+            tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
             tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
             rx_truncated: self.rx_truncated.load(Ordering::Relaxed),
             shard_tx_records: self.shard_tx_records.load(Ordering::Relaxed),
@@ -393,6 +397,8 @@ impl LoadMeter {
         cells.tx_packets.store(c.tx_packets, Ordering::Relaxed);
         cells.tx_dropped.store(c.tx_dropped, Ordering::Relaxed);
         cells.rx_truncated.store(c.rx_truncated, Ordering::Relaxed);
+        cells.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
+        cells.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
         cells.shard_tx_records.store(m.tx_records, Ordering::Relaxed);
         cells.shard_rx_records.store(m.rx_records, Ordering::Relaxed);
         cells.shard_tx_dropped.store(m.tx_dropped, Ordering::Relaxed);
@@ -575,6 +581,7 @@ impl<S: ShardService> Shard<S> {
                             break; // the service closed it while handling a frame
                         }
                         self.core.udp.counters.rx_packets += 1;
+                        self.core.udp.counters.rx_bytes += frame.len() as u64;
                         frames += 1;
                         let mut io = Io::new(&mut self.core);
                         service.on_datagram(now, conn, remote, rx.frame_mut(frame), &mut io);
@@ -707,6 +714,7 @@ impl<S: ShardService> Shard<S> {
                     match rx.datagram(i) {
                         Ok((src, data)) => {
                             self.core.udp.counters.rx_packets += 1;
+                            self.core.udp.counters.rx_bytes += data.len() as u64;
                             let mut io = Io::new(&mut self.core);
                             service.on_datagram(now, socket, src, data, &mut io);
                         }

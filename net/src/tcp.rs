@@ -364,6 +364,7 @@ impl Udp {
             Ok(()) => {
                 let first = !std::mem::replace(&mut c.queued, true);
                 self.counters.tx_packets += 1;
+                self.counters.tx_bytes += (head.len() + body.len()) as u64;
                 if first {
                     debug_assert!(self.tcp_dirty.len() < self.tcp_dirty.capacity());
                     self.tcp_dirty.push(id);

@@ -62,6 +62,8 @@ const NO_ENTRY: u32 = u32::MAX;
 pub(crate) struct Counters {
     pub rx_packets: u64,
     pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
     pub tx_dropped: u64,
     pub rx_truncated: u64,
     pub tcp_accepted: u64,
@@ -550,8 +552,9 @@ impl TxQueue {
             // until this flush completes.
             let ret = unsafe { libc::sendmmsg(fd, self.hdrs[sent..].as_mut_ptr(), (n - sent) as u32, 0) };
             if ret > 0 {
-                for meta in &self.meta[sent..sent + ret as usize] {
+                for (meta, hdr) in self.meta[sent..sent + ret as usize].iter().zip(&self.hdrs[sent..]) {
                     counters.tx_packets += meta.segments as u64;
+                    counters.tx_bytes += u64::from(hdr.msg_len);
                     if meta.segments > 1 {
                         self.gso_messages += 1;
                     }

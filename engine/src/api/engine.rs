@@ -266,6 +266,8 @@ impl Engine {
                 "recordsToShards": snap.records_to_shards,
                 "rxPackets": net.rx_packets,
                 "txPackets": net.tx_packets,
+                "rxBytes": net.rx_bytes,
+                "txBytes": net.tx_bytes,
                 "txDropped": net.tx_dropped,
                 "rxTruncated": net.rx_truncated,
             }));
