@@ -22,8 +22,6 @@ impl Family {
     }
 }
 
-/// The drop reasons of the core's `DropCounters`, as they appear in `Engine::dump()`.
-
 pub fn render(shared: &Shared) -> Result<String, String> {
     let dump = block_on(shared.engine.dump()).map_err(|e| e.to_string())?;
     let mut fams = vec![
