@@ -246,3 +246,37 @@ fn a_room_of_webrtc_transports_over_two_shards() {
         }
     }
 }
+
+#[test]
+fn the_worker_certificate_comes_from_its_settings_files() {
+    use shardsfu_engine::WorkerSettings;
+    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["sfu.example".to_string()]).unwrap().self_signed(&key_pair).unwrap();
+    let dir = std::env::temp_dir().join(format!("shardsfu-worker-cert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key_pair.serialize_pem()).unwrap();
+    let expected = DtlsCertificate::from_pem(&cert.pem(), &key_pair.serialize_pem()).unwrap();
+
+    let engine = engine(1);
+    let settings = WorkerSettings {
+        dtls_certificate_file: Some(cert_file.display().to_string()),
+        dtls_private_key_file: Some(key_file.display().to_string()),
+        ..WorkerSettings::default()
+    };
+    let worker = block_on(engine.create_worker(settings.clone())).unwrap();
+    let router = router(&worker);
+    let t = transport(&router, WebRtcTransportOptions::new(vec![listen(Protocol::Udp)]));
+    assert_eq!(t.dtls_parameters().fingerprints, expected.fingerprints());
+    // The handshake authenticates with it: the peer trusts exactly those fingerprints.
+    let mut peer = WirePeer::connect(&t, Protocol::Udp);
+    bring_up(&t, &mut peer, DtlsSide::Client);
+
+    let half = WorkerSettings { dtls_private_key_file: None, ..settings.clone() };
+    let err = block_on(engine.create_worker(half)).err().unwrap();
+    assert_eq!(err.kind(), shardsfu_engine::ErrorKind::TypeError);
+    let missing = WorkerSettings { dtls_certificate_file: Some("/nonexistent/cert.pem".into()), ..settings };
+    assert!(block_on(engine.create_worker(missing)).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
