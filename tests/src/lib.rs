@@ -15,6 +15,8 @@ use shardsfu_engine::{
 
 pub use shardsfu_engine;
 
+pub mod str0m_peer;
+
 /// An engine with `shards` shards (unpinned, so tests share the machine politely).
 /// Placement weighs object counts only (measured busy time left out), so the machine's noise
 /// does not decide where the tests' routers and transports go.
