@@ -22,6 +22,13 @@
 //!   protocol). An active TCP peer connects to each passive remote TCP candidate in `connect`.
 //! - ICE restart: the direct API has none (only the SDP API's `ice_restart`); `restart_ice` sets
 //!   new credentials on the running agent, which keeps its pairs and signs later checks with them.
+//! - Every RTP packet it sends has the X bit set and a one-byte-header extension block, empty
+//!   (`BE DE 00 00`) when no extension is mapped: the receiving end must accept that.
+//! - In RTP mode str0m holds one received packet until the next `poll_output`: each input is
+//!   followed here by draining the output, or packets are silently lost.
+//! - A controlling agent checks only the remote candidates it was given; a controlled or ICE-lite
+//!   one learns the remote from its checks. str0m does not pair TCP candidates by `tcptype`:
+//!   this driver owns the connections and routes each transmit by its (source, destination).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -326,6 +333,7 @@ pub struct Str0mPeer {
     tcp: Vec<TcpConn>,
     local_candidates: Vec<(SocketAddr, IceProto)>,
     local_ice: IceCreds,
+    local_fingerprint: (String, String),
     dtls_role: Option<DtlsRole>,
     send_streams: HashMap<u32, SendStream>,
     ice_state: IceConnectionState,
@@ -383,6 +391,8 @@ impl Str0mPeer {
         }
         let mut rtc = rtc_config.build(Instant::now());
         let local_ice = rtc.direct_api().local_ice_credentials();
+        let fp = rtc.direct_api().local_dtls_fingerprint().clone();
+        let local_fingerprint = (fp.hash_func.clone(), hex_colons(&fp.bytes));
 
         let io_err = |doing: &str, error| PeerError::Io { peer: name.clone(), doing: doing.to_string(), error };
         let (mut udp, mut listener, mut local_candidates) = (None, None, Vec::new());
@@ -421,6 +431,7 @@ impl Str0mPeer {
             tcp: Vec::new(),
             local_candidates,
             local_ice,
+            local_fingerprint,
             dtls_role: None,
             send_streams: HashMap::new(),
             ice_state: IceConnectionState::New,
@@ -445,9 +456,8 @@ impl Str0mPeer {
     }
 
     /// The local certificate's fingerprint as mediasoup writes one: `("sha-256", "AB:CD:..")`.
-    pub fn local_fingerprint(&mut self) -> (String, String) {
-        let fp = self.rtc.direct_api().local_dtls_fingerprint().clone();
-        (fp.hash_func.clone(), hex_colons(&fp.bytes))
+    pub fn local_fingerprint(&self) -> (String, String) {
+        self.local_fingerprint.clone()
     }
 
     /// Local host candidates: the UDP socket, the passive listener, or (after `connect`) the
