@@ -344,6 +344,9 @@ pub struct Str0mPeer {
     events: Vec<PeerEvent>,
     counters: PeerCounters,
     last_input_error: Option<String>,
+    /// (ssrc, seq) of RTP to lose once, on the way out and on the way in.
+    drop_out: Vec<(u32, u16)>,
+    drop_in: Vec<(u32, u16)>,
     buf: Vec<u8>,
 }
 
@@ -442,6 +445,8 @@ impl Str0mPeer {
             events: Vec::new(),
             counters: PeerCounters::default(),
             last_input_error: None,
+            drop_out: Vec::new(),
+            drop_in: Vec::new(),
             buf: vec![0u8; 2048],
         })
     }
@@ -636,6 +641,17 @@ impl Str0mPeer {
         }
     }
 
+    /// Lose the next sent RTP packet with this SSRC and sequence number (its first transmission
+    /// only: an RTX resend travels on the RTX SSRC). The RTP header is plaintext under SRTP.
+    pub fn drop_outgoing_rtp(&mut self, ssrc: u32, seq: u16) {
+        self.drop_out.push((ssrc, seq));
+    }
+
+    /// Lose the next received RTP packet with this SSRC and sequence number.
+    pub fn drop_incoming_rtp(&mut self, ssrc: u32, seq: u16) {
+        self.drop_in.push((ssrc, seq));
+    }
+
     /// Stop answering: from now on nothing is sent and everything received is dropped, as if the
     /// peer vanished (a server's ICE consent then expires).
     pub fn stop(&mut self) {
@@ -788,7 +804,7 @@ impl Str0mPeer {
             match out {
                 Output::Timeout(t) => return Ok(t),
                 Output::Transmit(t) => {
-                    if self.stopped {
+                    if self.stopped || take_drop(&mut self.drop_out, &t.contents) {
                         continue;
                     }
                     if self.srtp_profile.is_none() {
@@ -854,6 +870,9 @@ impl Str0mPeer {
             return Ok(());
         }
         self.counters.datagrams_received += 1;
+        if take_drop(&mut self.drop_in, data) {
+            return Ok(());
+        }
         if self.srtp_profile.is_none() {
             self.srtp_profile = sniff_server_hello(data);
         }
@@ -997,6 +1016,26 @@ pub fn drive_pair(a: &mut Str0mPeer, b: &mut Str0mPeer, duration: Duration) -> P
         b.step(deadline)?;
     }
     Ok(())
+}
+
+/// Is `datagram` RTP (RFC 7983: first byte 128..=191; RFC 5761: not an RTCP packet type) whose
+/// (ssrc, seq) is in `drops`? If so, that entry is used up.
+fn take_drop(drops: &mut Vec<(u32, u16)>, datagram: &[u8]) -> bool {
+    if drops.is_empty() || datagram.len() < 12 || !(128..=191).contains(&datagram[0]) {
+        return false;
+    }
+    if (192..=223).contains(&datagram[1]) {
+        return false;
+    }
+    let seq = u16::from_be_bytes([datagram[2], datagram[3]]);
+    let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
+    match drops.iter().position(|&d| d == (ssrc, seq)) {
+        Some(i) => {
+            drops.swap_remove(i);
+            true
+        }
+        None => false,
+    }
 }
 
 /// `AB:CD:..`, mediasoup's fingerprint spelling.

@@ -208,6 +208,31 @@ fn keyframe_request_reaches_the_sender() {
         .unwrap();
 }
 
+/// A packet lost on the way is NACKed by the receiving str0m and resent by the sending one on
+/// its RTX SSRC; the receiver sees it under the original SSRC and sequence number, byte-exact.
+#[test]
+fn lost_packet_is_repaired_over_rtx() {
+    let (mut client, mut server) = udp_pair("client");
+    connect(&mut client, &mut server, DtlsRole::Client);
+    client.declare_send("v", VIDEO_SSRC, Some(VIDEO_RTX_SSRC), VP8_PT).unwrap();
+    server.declare_recv("v", VIDEO_SSRC, Some(VIDEO_RTX_SSRC), VP8_PT).unwrap();
+    client.drop_outgoing_rtp(VIDEO_SSRC, 5);
+    for seq in 0..10u16 {
+        client.send_rtp(VIDEO_SSRC, seq, u32::from(seq) * 3000, true, &payload(seq, 300)).unwrap();
+        drive_pair(&mut client, &mut server, Duration::from_millis(10)).unwrap();
+    }
+    run_pair_until(&mut client, &mut server, "all 10 packets, the lost one repaired", ARRIVAL, |_, s| {
+        s.received_of(VIDEO_SSRC).count() == 10
+    })
+    .unwrap();
+    let repaired = server.received_of(VIDEO_SSRC).find(|p| p.seq == 5).unwrap();
+    assert_eq!(repaired.payload, payload(5, 300));
+    assert_eq!((repaired.timestamp, repaired.payload_type), (15_000, VP8_PT));
+    // It came after the one sent behind it, whose arrival revealed the gap.
+    let at = |seq| server.received().iter().position(|p| p.seq == seq).unwrap();
+    assert!(at(5) > at(6), "the repair of 5 arrived before 6: {:?}", server.received());
+}
+
 /// A client that gives up on a silent server within about 2 s (str0m's default is about 20 s).
 fn impatient_client() -> Str0mPeer {
     let mut c = PeerConfig::udp("client", ANY_PORT);
