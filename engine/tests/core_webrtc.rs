@@ -113,6 +113,7 @@ impl Net {
             password: password.clone(),
             consent_timeout: consent,
             certificate: self.server_cert.clone(),
+            srtp_profiles: Vec::new(),
         };
         self.shard.create_webrtc_transport(self.now, ROUTER, id, spec).unwrap();
         (ufrag, password)

@@ -15,8 +15,8 @@ use shardsfu_engine::{
 
 pub use shardsfu_engine;
 
-pub mod wire_peer;
 pub mod str0m_peer;
+pub mod wire_peer;
 
 /// An engine with `shards` shards (unpinned, so tests share the machine politely).
 /// Placement weighs object counts only (measured busy time left out), so the machine's noise

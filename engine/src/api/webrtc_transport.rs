@@ -76,6 +76,10 @@ pub struct WebRtcTransportOptions {
     pub enable_sctp: bool,
     #[serde(default = "default_max_sctp_message_size")]
     pub max_sctp_message_size: u32,
+    /// shardsfu's own option: the SRTP profiles DTLS may negotiate, in order of preference
+    /// (default: all four, AEAD_AES_256_GCM first, as mediasoup). mediasoup has no such option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srtp_crypto_suites: Option<Vec<crate::webrtc::srtp::SrtpProfile>>,
     #[serde(default)]
     pub app_data: Value,
 }
@@ -94,6 +98,7 @@ impl WebRtcTransportOptions {
             initial_available_outgoing_bitrate: default_outgoing_bitrate(),
             enable_sctp: false,
             max_sctp_message_size: default_max_sctp_message_size(),
+            srtp_crypto_suites: None,
             app_data: Value::Object(Default::default()),
         }
     }
@@ -323,6 +328,9 @@ impl Router {
         if self.closed() {
             return Err(Error::invalid_state("Router closed"));
         }
+        if options.srtp_crypto_suites.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::type_error("srtpCryptoSuites must not be empty"));
+        }
         if options.enable_sctp {
             return Err(Error::unsupported("SCTP (data channels) is not supported yet"));
         }
@@ -382,6 +390,7 @@ impl Router {
             password: password.clone(),
             consent_timeout: Duration::from_secs(u64::from(options.ice_consent_timeout)),
             certificate: certificate.clone(),
+            srtp_profiles: options.srtp_crypto_suites.clone().unwrap_or_default(),
         };
         let oid = self.inner.engine.alloc_id();
         let shard = self.transport_shard().await?;

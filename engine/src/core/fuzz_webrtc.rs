@@ -118,6 +118,7 @@ impl Fuzz {
                 password,
                 consent_timeout: Duration::from_secs(10),
                 certificate: certificate(),
+                srtp_profiles: Vec::new(),
             };
             shard.create_webrtc_transport(now, ROUTER, id, spec).expect("transport");
         }

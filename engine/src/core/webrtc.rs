@@ -95,6 +95,9 @@ pub struct WebRtcSpec {
     /// mediasoup's `iceConsentTimeout` (zero disables consent checks).
     pub consent_timeout: Duration,
     pub certificate: Arc<DtlsCertificate>,
+    /// SRTP profiles offered (or accepted) in DTLS, in order of preference; empty means
+    /// [`SRTP_PROFILES`].
+    pub srtp_profiles: Vec<SrtpProfile>,
 }
 
 /// The remote side's DTLS parameters, from `connect()`.
@@ -109,6 +112,7 @@ pub struct RemoteDtls {
 pub struct WebRtcState {
     pub ice: IceServer,
     pub certificate: Arc<DtlsCertificate>,
+    pub srtp_profiles: Vec<SrtpProfile>,
     pub remote: Option<RemoteDtls>,
     pub dtls: Option<DtlsSession>,
     pub dtls_state: DtlsState,
@@ -260,6 +264,7 @@ impl Shard {
         let state = WebRtcState {
             ice: IceServer::new(spec.ufrag.clone(), spec.password, spec.consent_timeout),
             certificate: spec.certificate,
+            srtp_profiles: if spec.srtp_profiles.is_empty() { SRTP_PROFILES.to_vec() } else { spec.srtp_profiles },
             remote: None,
             dtls: None,
             dtls_state: DtlsState::New,
@@ -508,7 +513,7 @@ impl Shard {
             return;
         }
         let Some(remote) = w.remote.as_ref() else { return };
-        match DtlsSession::new(now, remote.side, &w.certificate, &remote.fingerprints, &SRTP_PROFILES) {
+        match DtlsSession::new(now, remote.side, &w.certificate, &remote.fingerprints, &w.srtp_profiles) {
             Ok(session) => {
                 w.dtls = Some(session);
                 w.dtls_state = DtlsState::Connecting;
