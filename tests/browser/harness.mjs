@@ -42,6 +42,9 @@ export async function serveBundle() {
 		} else if (req.url === '/') {
 			res.writeHead(200, { 'content-type': 'text/html' });
 			res.end(html);
+		} else if (req.url === '/favicon.ico') {
+			res.writeHead(204);
+			res.end();
 		} else {
 			res.writeHead(404);
 			res.end();
