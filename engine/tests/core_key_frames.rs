@@ -153,3 +153,52 @@ fn too_much_loss_asks_for_a_key_frame() {
     let out = sfu.take();
     assert_eq!(requests(&sfu, &out).len(), 1, "loss beyond repair: PLI");
 }
+
+/// When each PLI/FIR to the producer's endpoint went out, over `ms` of simulated time.
+fn request_times(sfu: &mut Sfu, ms: u64) -> Vec<u64> {
+    let mut sent_at = Vec::new();
+    for _ in 0..ms / 20 {
+        sfu.advance(20);
+        let out = sfu.take();
+        for _ in requests(sfu, &out) {
+            sent_at.push(sfu.elapsed_ms());
+        }
+    }
+    sent_at
+}
+
+/// A request no key frame answers is sent once more a second later, then given up (mediasoup's
+/// KeyFrameRequestManager). Browsers ignore a PLI that comes too soon after the previous one
+/// (Chrome: 300 ms), so without it a consumer whose transport connected right after another
+/// request never gets its first key frame.
+#[test]
+fn unanswered_request_is_sent_once_more_after_a_second() {
+    let mut sfu = Sfu::new(Options { consumers: 1, ..Options::default() });
+    assert_eq!(flush_requests(&mut sfu).len(), 1, "the request goes out at once");
+    assert_eq!(request_times(&mut sfu, 5000), vec![1000], "one retry, a second later");
+}
+
+#[test]
+fn key_frame_answers_the_request_no_retry() {
+    let mut sfu = Sfu::new(Options { consumers: 1, ..Options::default() });
+    assert_eq!(flush_requests(&mut sfu).len(), 1);
+    sfu.advance(300);
+    sfu.send_media(1, false);
+    assert!(request_times(&mut sfu, 600).is_empty(), "a delta frame does not answer it");
+    sfu.send_media(2, true);
+    sfu.take();
+    assert!(request_times(&mut sfu, 3000).is_empty(), "the key frame answered it");
+}
+
+#[test]
+fn new_request_while_waiting_starts_the_retries_over() {
+    let mut sfu = Sfu::new(Options { consumers: 1, ..Options::default() });
+    assert_eq!(flush_requests(&mut sfu).len(), 1);
+    sfu.advance(500);
+    let ssrc = sfu.consumers[0].ssrc;
+    sfu.consumer_rtcp(0, &pli(0xBEEF, ssrc));
+    let out = sfu.take();
+    assert_eq!(requests(&sfu, &out).len(), 1, "relayed at once");
+    // Retried a second after the last request (not the first one), once.
+    assert_eq!(request_times(&mut sfu, 4000), vec![1500]);
+}

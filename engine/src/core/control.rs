@@ -317,13 +317,10 @@ impl Shard {
             subscribers: Vec::new(),
             mirror_of: None,
             idle_since: None,
-            key_frames: KeyFrameRequests {
-                delay: Duration::from_millis(u64::from(spec.key_frame_request_delay_ms)),
-                last_sent: None,
-                pending: false,
-                prefer_fir: !has_feedback(params, "nack", Some("pli")) && has_feedback(params, "ccm", Some("fir")),
-                fir_seq: 0,
-            },
+            key_frames: KeyFrameRequests::new(
+                Duration::from_millis(u64::from(spec.key_frame_request_delay_ms)),
+                !has_feedback(params, "nack", Some("pli")) && has_feedback(params, "ccm", Some("fir")),
+            ),
             packets: 0,
             bytes: 0,
         });

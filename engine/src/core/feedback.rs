@@ -114,34 +114,56 @@ impl Shard {
     /// or when `keyFrameRequestDelay` since the last request has passed.
     pub(super) fn request_key_frame_for(&mut self, _now: Instant, pkey: u32) {
         if let Some(p) = self.producers.get_mut(pkey) {
-            if p.kind == MediaKind::Video && !p.key_frames.pending {
-                p.key_frames.pending = true;
+            if p.kind == MediaKind::Video && p.key_frames.request() {
                 self.key_frame_pending.push(pkey);
             }
         }
     }
 
-    /// Send due key frame requests (PLI, or FIR when the producer only negotiated FIR).
+    /// Send due key frame requests (PLI, or FIR when the producer only negotiated FIR), and
+    /// send again, once, those no key frame answered within [`KEY_FRAME_RETRY_WAIT`].
     pub fn send_key_frame_requests<'a>(&mut self, now: Instant, out: &mut impl Sink<'a>) {
         let Shard { producers, transports, scratch, events, key_frame_pending, shard_out, .. } = self;
         // Only producers with a request outstanding are visited; an entry stays while its
-        // request waits (delay, or no remote yet).
+        // request waits (delay, or no remote yet) or waits for its key frame.
         key_frame_pending.retain(|&pkey| {
             let Some(p) = producers.get_mut(pkey) else { return false };
             let kf = &mut p.key_frames;
             if !kf.pending {
-                return false; // a key frame arrived meanwhile
+                match kf.retry_at {
+                    // A key frame arrived meanwhile, or the retries are spent.
+                    None => {
+                        kf.listed = false;
+                        return false;
+                    }
+                    Some(at) if now < at => return true,
+                    Some(_) if kf.retries == 0 => {
+                        kf.retry_at = None;
+                        kf.listed = false;
+                        return false;
+                    }
+                    Some(_) => {
+                        // Unanswered: ask again.
+                        kf.retries -= 1;
+                        kf.pending = true;
+                    }
+                }
             }
             if kf.last_sent.is_some_and(|last| now < last + kf.delay) {
                 return true;
             }
-            let Some(t) = transports.get_mut(p.transport) else { return false };
+            let Some(t) = transports.get_mut(p.transport) else {
+                kf.listed = false;
+                return false;
+            };
             if let TransportKind::Link { origin } = t.kind {
-                // A mirror: the producer's own shard asks its sender (and applies its delay).
+                // A mirror: the producer's own shard asks its sender (and applies its delay and
+                // retries).
                 let source = p.mirror_of.map_or(p.id, |m| m.source());
                 shard_out.push_back((origin, ShardCommand::KeyFrameRequest { source }));
                 kf.pending = false;
                 kf.last_sent = Some(now);
+                kf.listed = false;
                 return false;
             }
             let target = t.rtcp_target(p.transport);
@@ -160,9 +182,8 @@ impl Shard {
                 let Ok(n) = n else { continue };
                 emit(target, t, &scratch[..n], events, out);
             }
-            kf.pending = false;
-            kf.last_sent = Some(now);
-            false
+            kf.sent(now);
+            true
         });
     }
 

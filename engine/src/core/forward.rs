@@ -263,8 +263,7 @@ impl Shard {
             let missing_before = nack.missing_len();
             nack.on_packet(now, hdr.sequence_number, key_frame);
             send_nack = nack.missing_len() > missing_before;
-            if nack.take_key_frame_request() && !p.key_frames.pending {
-                p.key_frames.pending = true;
+            if nack.take_key_frame_request() && p.key_frames.request() {
                 self.key_frame_pending.push(sref.producer);
             }
         }
@@ -286,7 +285,7 @@ impl Shard {
             return;
         }
         if key_frame {
-            p.key_frames.pending = false;
+            p.key_frames.received();
         }
         // Other shards of the router: once per (producer, shard), whatever their consumer count.
         for &(shard, mirror) in &p.subscribers {

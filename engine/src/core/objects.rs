@@ -171,14 +171,66 @@ pub struct ProducerStream {
     pub packets_repaired: u64,
 }
 
+/// How long a sent key frame request waits for its key frame before it is sent once more
+/// (mediasoup's `KeyFrameRetransmissionWaitTime`).
+pub const KEY_FRAME_RETRY_WAIT: Duration = Duration::from_millis(1000);
+/// Requests sent again for one unanswered request (mediasoup's `PendingKeyFrameInfo` retries
+/// once). A request can be lost, or ignored: browsers throttle key frames (Chrome drops a PLI
+/// that comes within 300 ms of the previous one), and a consumer that starts on a throttled PLI
+/// would otherwise wait for a key frame that never comes.
+pub const KEY_FRAME_RETRIES_MAX: u8 = 1;
+
 #[derive(Debug)]
 pub struct KeyFrameRequests {
     pub delay: Duration,
     pub last_sent: Option<Instant>,
     /// A request arrived inside the delay: send it when the delay ends.
     pub pending: bool,
+    /// A request went out and no key frame came since: when to send it again, if `retries` allow.
+    pub retry_at: Option<Instant>,
+    /// Retries left for the request in flight.
+    pub retries: u8,
+    /// In the shard's list of producers with requests to send or to watch.
+    pub listed: bool,
     pub prefer_fir: bool,
     pub fir_seq: u8,
+}
+
+impl KeyFrameRequests {
+    pub fn new(delay: Duration, prefer_fir: bool) -> Self {
+        Self {
+            delay,
+            last_sent: None,
+            pending: false,
+            retry_at: None,
+            retries: 0,
+            listed: false,
+            prefer_fir,
+            fir_seq: 0,
+        }
+    }
+
+    /// A key frame is wanted (a new request: its retries start over). Returns true when the
+    /// producer must be added to the shard's list.
+    #[must_use]
+    pub fn request(&mut self) -> bool {
+        self.pending = true;
+        self.retries = KEY_FRAME_RETRIES_MAX;
+        !std::mem::replace(&mut self.listed, true)
+    }
+
+    /// A key frame arrived: nothing is wanted any more, nothing to retry.
+    pub fn received(&mut self) {
+        self.pending = false;
+        self.retry_at = None;
+    }
+
+    /// A request went out at `now`: watch for its key frame.
+    pub fn sent(&mut self, now: Instant) {
+        self.pending = false;
+        self.last_sent = Some(now);
+        self.retry_at = Some(now + KEY_FRAME_RETRY_WAIT);
+    }
 }
 
 #[derive(Debug)]
