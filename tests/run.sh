@@ -22,3 +22,6 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 1
 fi
 (cd control/node-client && npm ci --no-audit --no-fund && SHARDSFU_BIN="$PWD/../../target/debug/shardsfu" npm test)
+
+# A real browser: headless Chromium with a fake camera publishes and consumes through the binary.
+SHARDSFU_BIN="$PWD/target/debug/shardsfu" bash tests/browser/run.sh
