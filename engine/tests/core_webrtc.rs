@@ -481,3 +481,16 @@ fn srtp_in_and_out_allocates_nothing_per_packet() {
     assert_eq!(sink.datagrams, 300, "every packet decrypted, forwarded and encrypted");
     assert_eq!(allocated, 0, "allocations on the SRTP forwarding path");
 }
+
+#[test]
+fn as_dtls_server_the_sfu_picks_its_own_preferred_profile_as_mediasoup_does() {
+    // Chrome's offer order: AES_CM_128_HMAC_SHA1_80 first. mediasoup answers AEAD_AES_256_GCM.
+    let chrome = [SrtpProfile::AesCm128HmacSha1_80, SrtpProfile::AeadAes256Gcm, SrtpProfile::AeadAes128Gcm];
+    let (net, a, b) = connected(&chrome);
+    assert_eq!(a.profile, Some(SrtpProfile::AeadAes256Gcm), "the SFU as DTLS server");
+    assert_eq!(b.profile, Some(SrtpProfile::AeadAes256Gcm), "the SFU as DTLS client offers its order");
+    match net.shard.snapshot(TA).unwrap() {
+        Snapshot::Transport(t) => assert_eq!(t.webrtc.unwrap().srtp_profile, Some(SrtpProfile::AeadAes256Gcm)),
+        _ => unreachable!(),
+    }
+}

@@ -409,3 +409,22 @@ fn rtcp_receiver_report(ssrc: u32) -> Vec<u8> {
     packet.extend_from_slice(&ssrc.to_be_bytes());
     packet
 }
+
+#[test]
+fn the_client_hello_use_srtp_offer_is_read_in_the_clients_order() {
+    use shardsfu_engine::webrtc::dtls::client_hello_srtp_profiles;
+    let (client_cert, server_cert) = (DtlsCertificate::generate().unwrap(), DtlsCertificate::generate().unwrap());
+    let offer = [SrtpProfile::AesCm128HmacSha1_80, SrtpProfile::AeadAes128Gcm];
+    let mut client =
+        DtlsSession::new(Instant::now(), DtlsSide::Client, &client_cert, server_cert.fingerprints(), &offer).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = client.poll_transmit(&mut buf).expect("the first flight");
+    let ids = client_hello_srtp_profiles(&buf[..n]).expect("a ClientHello with use_srtp");
+    assert_eq!(ids, offer.iter().map(|p| p.dtls_id()).collect::<Vec<_>>());
+    // Anything else, or any truncation of it, is None, never a panic.
+    for cut in 0..n {
+        assert_eq!(client_hello_srtp_profiles(&buf[..cut]), None, "cut at {cut}");
+    }
+    assert_eq!(client_hello_srtp_profiles(&[22, 0xfe, 0xfd]), None);
+    assert_eq!(client_hello_srtp_profiles(b"not dtls at all"), None);
+}

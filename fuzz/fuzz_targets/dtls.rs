@@ -20,6 +20,8 @@ fn certs() -> &'static (DtlsCertificate, DtlsCertificate) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The ClientHello reader the engine runs on the first datagram of a server association.
+    let _ = shardsfu_engine::webrtc::dtls::client_hello_srtp_profiles(data);
     let (client_cert, server_cert) = certs();
     let mut now = Instant::now();
     let Ok(mut server) =

@@ -513,6 +513,13 @@ impl Shard {
             return;
         }
         let Some(remote) = w.remote.as_ref() else { return };
+        if remote.side == DtlsSide::Server {
+            // The session is made on the ClientHello, with the profile we prefer among those it
+            // offers (see `start_dtls_server`).
+            w.dtls_state = DtlsState::Connecting;
+            self.events.push_back(Event::DtlsStateChange { transport: id, state: DtlsState::Connecting });
+            return;
+        }
         match DtlsSession::new(now, remote.side, &w.certificate, &remote.fingerprints, &w.srtp_profiles) {
             Ok(session) => {
                 w.dtls = Some(session);
@@ -529,7 +536,43 @@ impl Shard {
         self.flush_dtls(now, tkey, out);
     }
 
+    /// A DTLS server session for the ClientHello in `data`: it may negotiate only our most
+    /// preferred profile among those the client offers (mediasoup's choice; `rtc-dtls` alone
+    /// would take the client's first). Without a readable offer, all of ours.
+    fn start_dtls_server(&mut self, now: Instant, tkey: u32, data: &[u8]) -> bool {
+        let Some(t) = self.transports.get_mut(tkey) else { return false };
+        let id = t.id;
+        let TransportKind::WebRtc(w) = &mut t.kind else { return false };
+        let Some(remote) = w.remote.as_ref() else { return false };
+        let offered = crate::webrtc::dtls::client_hello_srtp_profiles(data);
+        let best = offered.and_then(|ids| w.srtp_profiles.iter().copied().find(|p| ids.contains(&p.dtls_id())));
+        let profiles = match best {
+            Some(p) => vec![p],
+            None => w.srtp_profiles.clone(),
+        };
+        match DtlsSession::new(now, DtlsSide::Server, &w.certificate, &remote.fingerprints, &profiles) {
+            Ok(session) => {
+                w.dtls = Some(session);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(transport = id, error = %e, "DTLS could not start");
+                w.dtls_state = DtlsState::Failed;
+                self.events.push_back(Event::DtlsStateChange { transport: id, state: DtlsState::Failed });
+                false
+            }
+        }
+    }
+
     fn handle_dtls<'a>(&mut self, now: Instant, tkey: u32, data: &[u8], out: &mut impl Sink<'a>) {
+        let Some(w) = self.webrtc_mut(tkey) else { return };
+        let waiting_for_hello = w.dtls.is_none()
+            && w.dtls_state == DtlsState::Connecting
+            && w.remote.as_ref().is_some_and(|r| r.side == DtlsSide::Server);
+        if waiting_for_hello && !self.start_dtls_server(now, tkey, data) {
+            self.drops.count(DropReason::DtlsRejected);
+            return;
+        }
         let Some(w) = self.webrtc_mut(tkey) else { return };
         let Some(dtls) = w.dtls.as_mut() else {
             self.drops.count(DropReason::DtlsRejected);

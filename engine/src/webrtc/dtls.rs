@@ -436,6 +436,61 @@ fn verify_chain(expected: &[DtlsFingerprint], chain: &[Vec<u8>]) -> bool {
 
 /// Whether `datagram` is one or more complete DTLS records (RFC 6347 §4.1: 13-byte header,
 /// content type 20..=23, version 1.x in DTLS' encoding, length within the datagram).
+/// The SRTP protection profile ids a DTLS ClientHello offers in its `use_srtp` extension (RFC
+/// 5764 §4.1.1), in the client's order; `None` when `datagram` does not start with a whole,
+/// unfragmented ClientHello that carries the extension.
+///
+/// `rtc-dtls` as server picks the first of the *client's* profiles it supports; mediasoup (with
+/// OpenSSL) picks by the *server's* preference. Reading the offer first lets the engine hand the
+/// server session the single profile it prefers among those offered (browsers list
+/// AES_CM_128_HMAC_SHA1_80 first; mediasoup answers AEAD_AES_256_GCM).
+pub fn client_hello_srtp_profiles(datagram: &[u8]) -> Option<Vec<u16>> {
+    const RECORD_HEADER: usize = 13;
+    const HANDSHAKE_HEADER: usize = 12;
+    const CONTENT_HANDSHAKE: u8 = 22;
+    const CLIENT_HELLO: u8 = 1;
+    const EXT_USE_SRTP: u16 = 0x000e;
+    fn u16_at(b: &[u8], at: usize) -> Option<usize> {
+        Some(usize::from(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?])))
+    }
+    fn u24_at(b: &[u8], at: usize) -> Option<usize> {
+        Some((usize::from(*b.get(at)?) << 16) | (usize::from(*b.get(at + 1)?) << 8) | usize::from(*b.get(at + 2)?))
+    }
+    if *datagram.first()? != CONTENT_HANDSHAKE {
+        return None;
+    }
+    let record_len = u16_at(datagram, 11)?;
+    let record = datagram.get(RECORD_HEADER..RECORD_HEADER + record_len)?;
+    if *record.first()? != CLIENT_HELLO {
+        return None;
+    }
+    let length = u24_at(record, 1)?;
+    let (offset, fragment) = (u24_at(record, 6)?, u24_at(record, 9)?);
+    if offset != 0 || fragment != length {
+        return None; // fragmented: let the session negotiate on its own
+    }
+    let body = record.get(HANDSHAKE_HEADER..HANDSHAKE_HEADER + length)?;
+    // client_version (2), random (32), session_id, cookie, cipher_suites, compression_methods.
+    let mut at = 2 + 32;
+    at += 1 + usize::from(*body.get(at)?);
+    at += 1 + usize::from(*body.get(at)?);
+    at += 2 + u16_at(body, at)?;
+    at += 1 + usize::from(*body.get(at)?);
+    let extensions_end = at + 2 + u16_at(body, at)?;
+    at += 2;
+    while at + 4 <= extensions_end.min(body.len()) {
+        let (typ, len) = (u16_at(body, at)?, u16_at(body, at + 2)?);
+        let ext = body.get(at + 4..at + 4 + len)?;
+        if typ == usize::from(EXT_USE_SRTP) {
+            let list_len = u16_at(ext, 0)?;
+            let list = ext.get(2..2 + list_len)?;
+            return Some(list.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect());
+        }
+        at += 4 + len;
+    }
+    None
+}
+
 fn is_well_framed(mut datagram: &[u8]) -> bool {
     const HEADER: usize = 13;
     if datagram.is_empty() {
