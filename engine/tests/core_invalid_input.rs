@@ -151,9 +151,9 @@ fn malformed_rtx() {
     // No room for the original sequence number.
     let short = Rtp::new(PRODUCER_RTX_SSRC, VIDEO_RTX_PT, 7).payload(&[1]).build();
     expect_drop(&mut sfu, |d| d.malformed_rtx += 1, |s| from_producer(s, &short));
-    // Padding only (what browsers send as bandwidth probes).
+    // Padding only (what browsers send as bandwidth probes): counted apart, it is not malformed.
     let probe = Rtp::new(PRODUCER_RTX_SSRC, VIDEO_RTX_PT, 8).payload(&[]).padding(200).build();
-    expect_drop(&mut sfu, |d| d.malformed_rtx += 1, |s| from_producer(s, &probe));
+    expect_drop(&mut sfu, |d| d.rtx_padding_only += 1, |s| from_producer(s, &probe));
     // The media payload type on the RTX SSRC.
     let wrong_pt = Rtp::new(PRODUCER_RTX_SSRC, VIDEO_PT, 9).payload(&[0, 1, 2, 3]).build();
     expect_drop(&mut sfu, |d| d.malformed_rtx += 1, |s| from_producer(s, &wrong_pt));

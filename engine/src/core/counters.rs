@@ -67,6 +67,9 @@ drop_reasons! {
     NoRemote => no_remote,
     /// RTX packet without a usable original sequence number.
     MalformedRtx => malformed_rtx,
+    /// RTX packet with no payload at all: padding a sender uses for bandwidth probing (mediasoup
+    /// ignores these too).
+    RtxPaddingOnly => rtx_padding_only,
     /// STUN that is malformed, for no transport here, or refused by ICE (wrong credentials:
     /// answered with an error response where STUN says so).
     StunRejected => stun_rejected,

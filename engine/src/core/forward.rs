@@ -214,6 +214,10 @@ impl Shard {
                 return;
             };
             let payload_start = hdr.header_len;
+            if hdr.payload_len == 0 {
+                self.drops.count(DropReason::RtxPaddingOnly);
+                return;
+            }
             if data.len() < payload_start + 2 || hdr.payload_len < 2 {
                 self.drops.count(DropReason::MalformedRtx);
                 return;
