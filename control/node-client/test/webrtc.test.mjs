@@ -1,4 +1,4 @@
-// WebRtcTransport: skipped, with the server's reason, while the engine answers UnsupportedError.
+// WebRtcTransport and WebRtcServer through the client: data, connect, restartIce, events, cascades.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
@@ -6,7 +6,7 @@ import * as mediasoup from 'shardsfu-client';
 
 import { loopback, mediaCodecs, nextEvent, startServer } from './server.mjs';
 
-const { InvalidStateError, UnsupportedError } = mediasoup.types;
+const { InvalidStateError } = mediasoup.types;
 
 describe('webrtc', () => {
 	let server;
@@ -22,17 +22,9 @@ describe('webrtc', () => {
 		await server?.stop();
 	});
 
-	/** Creates a transport, or skips the test when the server cannot (UnsupportedError). */
-	async function createOrSkip(t, options) {
-		try {
-			return await router.createWebRtcTransport(options);
-		} catch (error) {
-			if (error instanceof UnsupportedError) {
-				t.skip(`server has no WebRtcTransport yet: ${error.message}`);
-				return undefined;
-			}
-			throw error;
-		}
+	/** Creates a transport (the server supports them: no skipping). */
+	async function createTransport(options) {
+		return router.createWebRtcTransport(options);
 	}
 
 	test('createWebRtcTransport checks its options locally', async () => {
@@ -40,8 +32,8 @@ describe('webrtc', () => {
 		await assert.rejects(router.createWebRtcTransport({ listenInfos: [loopback], appData: 'x' }), TypeError);
 	});
 
-	test('WebRtcTransport: ICE/DTLS parameters, connect, restartIce, close', async (t) => {
-		const transport = await createOrSkip(t, {
+	test('WebRtcTransport: ICE/DTLS parameters, connect, restartIce, close', async () => {
+		const transport = await createTransport({
 			listenInfos: [loopback],
 			enableSctp: false,
 			appData: { peer: 'p1' },
@@ -83,14 +75,8 @@ describe('webrtc', () => {
 		await assert.rejects(transport.restartIce(), InvalidStateError);
 	});
 
-	test('WebRtcServer: transports on it close with it (listenserverclose)', async (t) => {
-		let webRtcServer;
-		try {
-			webRtcServer = await worker.createWebRtcServer({ listenInfos: [{ ...loopback, port: 0 }] });
-		} catch (error) {
-			if (error instanceof UnsupportedError) return t.skip(`server has no WebRtcServer yet: ${error.message}`);
-			throw error;
-		}
+	test('WebRtcServer: transports on it close with it (listenserverclose)', async () => {
+		const webRtcServer = await worker.createWebRtcServer({ listenInfos: [{ ...loopback, port: 0 }] });
 		const transport = await router.createWebRtcTransport({ webRtcServer });
 		const listenserverclose = nextEvent(transport, 'listenserverclose');
 		webRtcServer.close();
