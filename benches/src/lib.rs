@@ -128,14 +128,22 @@ pub const RELAY_CMD_BIND: u8 = 1;
 /// the ingress socket goes out of every egress socket to the sink, split head (12 bytes, copied)
 /// plus body (borrowed) exactly as the engine sends a rewritten header plus a shared payload.
 pub struct RelayService {
-    sink: SocketAddr,
+    /// Egress socket `i` sends to `sinks[i % sinks.len()]`.
+    sinks: Vec<SocketAddr>,
     ingress: Option<SocketId>,
     egress: Vec<SocketId>,
 }
 
 impl RelayService {
+    /// Every egress socket sends to `sink`.
     pub fn new(sink: SocketAddr) -> Self {
-        RelayService { sink, ingress: None, egress: Vec::new() }
+        RelayService { sinks: vec![sink], ingress: None, egress: Vec::new() }
+    }
+
+    /// Egress socket `i` sends to `sinks[i]`: one destination per consumer, as WebRTC peers have.
+    pub fn with_sinks(sinks: Vec<SocketAddr>) -> Self {
+        assert!(!sinks.is_empty(), "at least one sink");
+        RelayService { sinks, ingress: None, egress: Vec::new() }
     }
 }
 
@@ -171,8 +179,8 @@ impl ShardService for RelayService {
         }
         let data: &'a [u8] = data;
         let (head, body) = data.split_at(12);
-        for &e in &self.egress {
-            io.send(e, self.sink, head, body);
+        for (i, &e) in self.egress.iter().enumerate() {
+            io.send(e, self.sinks[i % self.sinks.len()], head, body);
         }
     }
 

@@ -29,9 +29,9 @@ pub const MAX_PARK: Duration = Duration::from_millis(100);
 pub const LOAD_WINDOW: Duration = Duration::from_millis(100);
 /// How long one receive batch (recvmmsg plus the service's work plus the flush) should take;
 /// the batch size adapts to it (1..=MAX_RX_BATCH).
-pub const RX_BATCH_TARGET: Duration = Duration::from_millis(10);
+pub const RX_BATCH_TARGET: Duration = Duration::from_millis(20);
 /// Receiving stops for the turn after this long, so commands and timers are not starved.
-pub const MAX_RX_TURN: Duration = Duration::from_millis(20);
+pub const MAX_RX_TURN: Duration = Duration::from_millis(40);
 
 /// epoll token of the wake-up eventfd (socket tokens are `SocketId`s, at most `u32::MAX`).
 pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
