@@ -26,7 +26,7 @@ use shardsfu_engine::{
     block_on, ConsumerOptions, Engine, EngineOptions, PlainTransportOptions, ProducerOptions, Protocol, RouterOptions,
     TransportListenInfo, WebRtcTransportConnect, WebRtcTransportOptions, WorkerSettings,
 };
-use shardsfu_net::{Runtime, RuntimeConfig};
+use shardsfu_net::{Runtime, RuntimeConfig, ShardLoad};
 use shardsfu_tests::wire_peer::WirePeer;
 
 const PAYLOAD_BYTES: usize = 1200;
@@ -60,8 +60,14 @@ fn measure(tx_packets: impl Fn() -> u64, cfg: &Config) -> f64 {
     (p1 - p0) as f64 / (t1 - t0).as_secs_f64()
 }
 
-/// Returns (pps, seconds spent connecting the N transports).
-fn engine_run(n: usize, cfg: &Config) -> (f64, f64) {
+/// Datagrams per sendmmsg GSO message between two load readings (how long the trains were).
+fn train(l0: &ShardLoad, l1: &ShardLoad) -> f64 {
+    let per = (l1.tx_packets - l0.tx_packets) as f64 / (l1.tx_gso_messages - l0.tx_gso_messages).max(1) as f64;
+    (per * 10.0).round() / 10.0
+}
+
+/// Returns (pps, seconds spent connecting the N transports, datagrams per GSO train).
+fn engine_run(n: usize, cfg: &Config) -> (f64, f64, f64) {
     let engine = Engine::start(EngineOptions { shards: 1, pin: true, ..EngineOptions::default() }).expect("engine");
     let worker = block_on(engine.create_worker(WorkerSettings::default())).expect("worker");
     let router =
@@ -93,7 +99,9 @@ fn engine_run(n: usize, cfg: &Config) -> (f64, f64) {
     }
     let connect_secs = connect_start.elapsed().as_secs_f64();
     let blaster = Blaster::start(ingest.local_addr(), SSRC, 96, PAYLOAD_BYTES, 1);
+    let l0 = engine.net_load(0);
     let pps = measure(|| engine.net_load(0).tx_packets, cfg);
+    let trains = train(&l0, &engine.net_load(0));
     let sent = blaster.stop();
     let forwarded = keep
         .iter()
@@ -101,12 +109,12 @@ fn engine_run(n: usize, cfg: &Config) -> (f64, f64) {
         .sum::<u64>();
     assert!(forwarded > 0 && sent > 0, "engine forwarded nothing");
     engine.close();
-    (pps, connect_secs)
+    (pps, connect_secs, trains)
 }
 
 /// The relay sends each consumer's copy to its own sink socket (`sinks[i]`), as the engine sends
 /// to N peers: the kernel's per-destination work (route, socket lookup, delivery) is the same.
-fn relay_run(n: usize, sinks: &[SocketAddr], cfg: &Config) -> f64 {
+fn relay_run(n: usize, sinks: &[SocketAddr], cfg: &Config) -> (f64, f64) {
     let sinks = sinks[..n].to_vec();
     let runtime = Runtime::start(RuntimeConfig { shards: 1, pin: true, ..RuntimeConfig::default() }, move |_| {
         RelayService::with_sinks(sinks.clone())
@@ -117,10 +125,12 @@ fn relay_run(n: usize, sinks: &[SocketAddr], cfg: &Config) -> f64 {
     handle.submit((RELAY_CMD_BIND, n, Some(tx))).map_err(|_| "submit").expect("submit");
     let ingress: SocketAddr = rx.recv_timeout(Duration::from_secs(10)).expect("relay bound");
     let blaster = Blaster::start(ingress, SSRC, 96, PAYLOAD_BYTES, 1);
+    let l0 = runtime.load(0);
     let pps = measure(|| runtime.load(0).tx_packets, cfg);
+    let trains = train(&l0, &runtime.load(0));
     blaster.stop();
     runtime.shutdown();
-    pps
+    (pps, trains)
 }
 
 fn main() {
@@ -133,10 +143,16 @@ fn main() {
     let sink_addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.local_addr().expect("sink addr")).collect();
     for &n in &cfg.ns {
         let (mut engine_best, mut relay_best, mut connect) = (0f64, 0f64, 0f64);
+        let (mut engine_train, mut relay_train) = (0f64, 0f64);
         for _ in 0..cfg.rounds {
-            relay_best = relay_best.max(relay_run(n, &sink_addrs, &cfg));
-            let (pps, secs) = engine_run(n, &cfg);
-            engine_best = engine_best.max(pps);
+            let (pps, train) = relay_run(n, &sink_addrs, &cfg);
+            if pps > relay_best {
+                (relay_best, relay_train) = (pps, train);
+            }
+            let (pps, secs, train) = engine_run(n, &cfg);
+            if pps > engine_best {
+                (engine_best, engine_train) = (pps, train);
+            }
             connect = secs;
         }
         let line = json!({
@@ -148,6 +164,8 @@ fn main() {
             "relay_pps": relay_best.round(),
             "ratio": (engine_best / relay_best * 1000.0).round() / 1000.0,
             "connect_ms_per_transport": (connect * 1000.0 / n as f64 * 10.0).round() / 10.0,
+            "engine_datagrams_per_gso_message": engine_train,
+            "relay_datagrams_per_gso_message": relay_train,
             "counted": "SRTP datagrams accepted by the kernel on send, per second, vs the raw relay's plain ones (to one sink socket per consumer, as the engine's peers); one shard pinned to core 0, sender on core 1",
         });
         println!("{line}");

@@ -72,6 +72,9 @@ pub struct ShardLoad {
     pub rx_bytes: u64,
     /// Bytes of `tx_packets` (UDP payloads the kernel accepted, TCP frames without their prefix).
     pub tx_bytes: u64,
+    /// sendmmsg messages that carried a UDP GSO train (more than one datagram): `tx_packets`
+    /// over this tells how long the trains are.
+    pub tx_gso_messages: u64,
     /// Datagrams the kernel refused, or discarded by a close.
     pub tx_dropped: u64,
     /// Datagrams larger than the receive buffer, dropped.

@@ -103,6 +103,7 @@ pub(crate) struct LoadCells {
     tx_packets: AtomicU64,
     rx_bytes: AtomicU64,
     tx_bytes: AtomicU64,
+    tx_gso_messages: AtomicU64,
     tx_dropped: AtomicU64,
     rx_truncated: AtomicU64,
     shard_tx_records: AtomicU64,
@@ -128,6 +129,7 @@ impl LoadCells {
             tx_packets: self.tx_packets.load(Ordering::Relaxed),
             rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
             tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
+            tx_gso_messages: self.tx_gso_messages.load(Ordering::Relaxed),
             tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
             rx_truncated: self.rx_truncated.load(Ordering::Relaxed),
             shard_tx_records: self.shard_tx_records.load(Ordering::Relaxed),
@@ -399,6 +401,7 @@ impl LoadMeter {
         cells.rx_truncated.store(c.rx_truncated, Ordering::Relaxed);
         cells.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
         cells.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
+        cells.tx_gso_messages.store(c.tx_gso_messages, Ordering::Relaxed);
         cells.shard_tx_records.store(m.tx_records, Ordering::Relaxed);
         cells.shard_rx_records.store(m.rx_records, Ordering::Relaxed);
         cells.shard_tx_dropped.store(m.tx_dropped, Ordering::Relaxed);

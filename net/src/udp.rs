@@ -70,6 +70,8 @@ pub(crate) struct Counters {
     pub tx_packets: u64,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// sendmmsg messages that carried more than one datagram (UDP GSO trains).
+    pub tx_gso_messages: u64,
     pub tx_dropped: u64,
     pub rx_truncated: u64,
     pub tcp_accepted: u64,
@@ -563,6 +565,7 @@ impl TxQueue {
                     counters.tx_bytes += u64::from(hdr.msg_len);
                     if meta.segments > 1 {
                         self.gso_messages += 1;
+                        counters.tx_gso_messages += 1;
                     }
                 }
                 sent += ret as usize;
