@@ -10,50 +10,19 @@
 //! `cargo bench --bench fanout` (add `-- --quick` for a short run).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shardsfu_benches::{pin_current_thread, vp8_capability, vp8_parameters, Blaster, RelayService, RELAY_CMD_BIND};
+use shardsfu_benches::{pin_current_thread, relay_run, vp8_capability, vp8_parameters, Blaster, FanoutConfig};
 use shardsfu_engine::rtp_parameters::MediaKind;
 use shardsfu_engine::{
     block_on, ConsumerOptions, Engine, EngineOptions, PlainTransportConnect, PlainTransportOptions, ProducerOptions,
     RouterOptions, TransportListenInfo, WorkerSettings,
 };
-use shardsfu_net::{Runtime, RuntimeConfig};
 
 const PAYLOAD_BYTES: usize = 1200;
 const SSRC: u32 = 1111;
 
-struct Config {
-    warmup: Duration,
-    window: Duration,
-    rounds: usize,
-    ns: Vec<usize>,
-}
-
-fn parse_config() -> Config {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let ns = std::env::var("FANOUT_N")
-        .ok()
-        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 10, 100, 500]);
-    if quick {
-        Config { warmup: Duration::from_millis(300), window: Duration::from_millis(1500), rounds: 1, ns }
-    } else {
-        Config { warmup: Duration::from_millis(500), window: Duration::from_secs(3), rounds: 2, ns }
-    }
-}
-
-/// Measure tx pps of shard 0 while the blaster runs.
-fn measure(tx_packets: impl Fn() -> u64, cfg: &Config) -> f64 {
-    std::thread::sleep(cfg.warmup);
-    let (t0, p0) = (Instant::now(), tx_packets());
-    std::thread::sleep(cfg.window);
-    let (t1, p1) = (Instant::now(), tx_packets());
-    (p1 - p0) as f64 / (t1 - t0).as_secs_f64()
-}
-
-fn engine_run(n: usize, sink: SocketAddr, cfg: &Config) -> f64 {
+fn engine_run(n: usize, sink: SocketAddr, cfg: &FanoutConfig) -> f64 {
     let engine = Engine::start(EngineOptions { shards: 1, pin: true, ..EngineOptions::default() }).expect("engine");
     let worker = block_on(engine.create_worker(WorkerSettings::default())).expect("worker");
     let vp8 = vp8_capability();
@@ -82,7 +51,7 @@ fn engine_run(n: usize, sink: SocketAddr, cfg: &Config) -> f64 {
         keep.push((t, c));
     }
     let blaster = Blaster::start(ingest.local_addr(), SSRC, 96, PAYLOAD_BYTES, 1);
-    let pps = measure(|| engine.net_load(0).tx_packets, cfg);
+    let pps = cfg.measure(|| engine.net_load(0).tx_packets);
     let sent = blaster.stop();
     let forwarded = keep
         .iter()
@@ -93,24 +62,8 @@ fn engine_run(n: usize, sink: SocketAddr, cfg: &Config) -> f64 {
     pps
 }
 
-fn relay_run(n: usize, sink: SocketAddr, cfg: &Config) -> f64 {
-    let runtime = Runtime::start(RuntimeConfig { shards: 1, pin: true, ..RuntimeConfig::default() }, move |_| {
-        RelayService::new(sink)
-    })
-    .expect("relay runtime");
-    let handle = runtime.handle(0);
-    let (tx, rx) = std::sync::mpsc::channel();
-    handle.submit((RELAY_CMD_BIND, n, Some(tx))).map_err(|_| "submit").expect("submit");
-    let ingress: SocketAddr = rx.recv_timeout(Duration::from_secs(10)).expect("relay bound");
-    let blaster = Blaster::start(ingress, SSRC, 96, PAYLOAD_BYTES, 1);
-    let pps = measure(|| runtime.load(0).tx_packets, cfg);
-    blaster.stop();
-    runtime.shutdown();
-    pps
-}
-
 fn main() {
-    let cfg = parse_config();
+    let cfg = FanoutConfig::from_args();
     pin_current_thread(1);
     // Sinks: never read. One socket is enough; it overflows and the kernel drops.
     let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
@@ -118,7 +71,7 @@ fn main() {
     for &n in &cfg.ns {
         let (mut engine_best, mut relay_best) = (0f64, 0f64);
         for _ in 0..cfg.rounds {
-            relay_best = relay_best.max(relay_run(n, sink_addr, &cfg));
+            relay_best = relay_best.max(relay_run(n, vec![sink_addr], SSRC, PAYLOAD_BYTES, &cfg).0);
             engine_best = engine_best.max(engine_run(n, sink_addr, &cfg));
         }
         let line = json!({

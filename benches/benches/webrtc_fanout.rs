@@ -14,10 +14,12 @@
 //! `cargo bench --bench webrtc_fanout` (add `-- --quick` for a short run; `FANOUT_N=1,10` to pick N).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::json;
-use shardsfu_benches::{pin_current_thread, vp8_capability, vp8_parameters, Blaster, RelayService, RELAY_CMD_BIND};
+use shardsfu_benches::{
+    gso_train, pin_current_thread, relay_run, vp8_capability, vp8_parameters, Blaster, FanoutConfig,
+};
 use shardsfu_engine::rtp_parameters::MediaKind;
 use shardsfu_engine::webrtc::cert::DtlsRole;
 use shardsfu_engine::webrtc::dtls::DtlsSide;
@@ -26,48 +28,13 @@ use shardsfu_engine::{
     block_on, ConsumerOptions, Engine, EngineOptions, PlainTransportOptions, ProducerOptions, Protocol, RouterOptions,
     TransportListenInfo, WebRtcTransportConnect, WebRtcTransportOptions, WorkerSettings,
 };
-use shardsfu_net::{Runtime, RuntimeConfig, ShardLoad};
 use shardsfu_tests::wire_peer::WirePeer;
 
 const PAYLOAD_BYTES: usize = 1200;
 const SSRC: u32 = 1111;
 
-struct Config {
-    warmup: Duration,
-    window: Duration,
-    rounds: usize,
-    ns: Vec<usize>,
-}
-
-fn parse_config() -> Config {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let ns = std::env::var("FANOUT_N")
-        .ok()
-        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 10, 100, 500]);
-    if quick {
-        Config { warmup: Duration::from_millis(300), window: Duration::from_millis(1500), rounds: 1, ns }
-    } else {
-        Config { warmup: Duration::from_millis(500), window: Duration::from_secs(3), rounds: 2, ns }
-    }
-}
-
-fn measure(tx_packets: impl Fn() -> u64, cfg: &Config) -> f64 {
-    std::thread::sleep(cfg.warmup);
-    let (t0, p0) = (Instant::now(), tx_packets());
-    std::thread::sleep(cfg.window);
-    let (t1, p1) = (Instant::now(), tx_packets());
-    (p1 - p0) as f64 / (t1 - t0).as_secs_f64()
-}
-
-/// Datagrams per sendmmsg GSO message between two load readings (how long the trains were).
-fn train(l0: &ShardLoad, l1: &ShardLoad) -> f64 {
-    let per = (l1.tx_packets - l0.tx_packets) as f64 / (l1.tx_gso_messages - l0.tx_gso_messages).max(1) as f64;
-    (per * 10.0).round() / 10.0
-}
-
 /// Returns (pps, seconds spent connecting the N transports, datagrams per GSO train).
-fn engine_run(n: usize, cfg: &Config) -> (f64, f64, f64) {
+fn engine_run(n: usize, cfg: &FanoutConfig) -> (f64, f64, f64) {
     let engine = Engine::start(EngineOptions { shards: 1, pin: true, ..EngineOptions::default() }).expect("engine");
     let worker = block_on(engine.create_worker(WorkerSettings::default())).expect("worker");
     let router =
@@ -100,8 +67,8 @@ fn engine_run(n: usize, cfg: &Config) -> (f64, f64, f64) {
     let connect_secs = connect_start.elapsed().as_secs_f64();
     let blaster = Blaster::start(ingest.local_addr(), SSRC, 96, PAYLOAD_BYTES, 1);
     let l0 = engine.net_load(0);
-    let pps = measure(|| engine.net_load(0).tx_packets, cfg);
-    let trains = train(&l0, &engine.net_load(0));
+    let pps = cfg.measure(|| engine.net_load(0).tx_packets);
+    let trains = gso_train(&l0, &engine.net_load(0));
     let sent = blaster.stop();
     let forwarded = keep
         .iter()
@@ -112,29 +79,8 @@ fn engine_run(n: usize, cfg: &Config) -> (f64, f64, f64) {
     (pps, connect_secs, trains)
 }
 
-/// The relay sends each consumer's copy to its own sink socket (`sinks[i]`), as the engine sends
-/// to N peers: the kernel's per-destination work (route, socket lookup, delivery) is the same.
-fn relay_run(n: usize, sinks: &[SocketAddr], cfg: &Config) -> (f64, f64) {
-    let sinks = sinks[..n].to_vec();
-    let runtime = Runtime::start(RuntimeConfig { shards: 1, pin: true, ..RuntimeConfig::default() }, move |_| {
-        RelayService::with_sinks(sinks.clone())
-    })
-    .expect("relay runtime");
-    let handle = runtime.handle(0);
-    let (tx, rx) = std::sync::mpsc::channel();
-    handle.submit((RELAY_CMD_BIND, n, Some(tx))).map_err(|_| "submit").expect("submit");
-    let ingress: SocketAddr = rx.recv_timeout(Duration::from_secs(10)).expect("relay bound");
-    let blaster = Blaster::start(ingress, SSRC, 96, PAYLOAD_BYTES, 1);
-    let l0 = runtime.load(0);
-    let pps = measure(|| runtime.load(0).tx_packets, cfg);
-    let trains = train(&l0, &runtime.load(0));
-    blaster.stop();
-    runtime.shutdown();
-    (pps, trains)
-}
-
 fn main() {
-    let cfg = parse_config();
+    let cfg = FanoutConfig::from_args();
     pin_current_thread(1);
     // The relay's sinks: one socket per consumer, never read (like the engine's peers after the
     // handshake).
@@ -145,7 +91,8 @@ fn main() {
         let (mut engine_best, mut relay_best, mut connect) = (0f64, 0f64, 0f64);
         let (mut engine_train, mut relay_train) = (0f64, 0f64);
         for _ in 0..cfg.rounds {
-            let (pps, train) = relay_run(n, &sink_addrs, &cfg);
+            // One sink socket per consumer, as the engine sends to N peers.
+            let (pps, train) = relay_run(n, sink_addrs[..n].to_vec(), SSRC, PAYLOAD_BYTES, &cfg);
             if pps > relay_best {
                 (relay_best, relay_train) = (pps, train);
             }

@@ -5,12 +5,12 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shardsfu_engine::rtp_parameters::{
     MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
 };
-use shardsfu_net::{Io, ShardService, SocketId};
+use shardsfu_net::{Io, Runtime, RuntimeConfig, ShardLoad, ShardService, SocketId};
 
 /// The router codec every bench uses: VP8.
 pub fn vp8_capability() -> RtpCodecCapability {
@@ -135,12 +135,8 @@ pub struct RelayService {
 }
 
 impl RelayService {
-    /// Every egress socket sends to `sink`.
-    pub fn new(sink: SocketAddr) -> Self {
-        RelayService { sinks: vec![sink], ingress: None, egress: Vec::new() }
-    }
-
-    /// Egress socket `i` sends to `sinks[i]`: one destination per consumer, as WebRTC peers have.
+    /// Egress socket `i` sends to `sinks[i % sinks.len()]` (one sink for all, or one per
+    /// consumer as WebRTC peers have).
     pub fn with_sinks(sinks: Vec<SocketAddr>) -> Self {
         assert!(!sinks.is_empty(), "at least one sink");
         RelayService { sinks, ingress: None, egress: Vec::new() }
@@ -189,4 +185,64 @@ impl ShardService for RelayService {
     }
 
     fn on_timeout(&mut self, _now: Instant, _io: &mut Io<'_, Self::Command>) {}
+}
+
+/// Timing and N of the end-to-end fan-out benches (`fanout`, `webrtc_fanout`): `--quick` for a
+/// short run, `FANOUT_N=1,10` to pick N.
+pub struct FanoutConfig {
+    pub warmup: Duration,
+    pub window: Duration,
+    pub rounds: usize,
+    pub ns: Vec<usize>,
+}
+
+impl FanoutConfig {
+    pub fn from_args() -> FanoutConfig {
+        let quick = std::env::args().any(|a| a == "--quick");
+        let ns = std::env::var("FANOUT_N")
+            .ok()
+            .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 10, 100, 500]);
+        if quick {
+            FanoutConfig { warmup: Duration::from_millis(300), window: Duration::from_millis(1500), rounds: 1, ns }
+        } else {
+            FanoutConfig { warmup: Duration::from_millis(500), window: Duration::from_secs(3), rounds: 2, ns }
+        }
+    }
+
+    /// Per second of the window (after the warm-up), the growth of `tx_packets`.
+    pub fn measure(&self, tx_packets: impl Fn() -> u64) -> f64 {
+        std::thread::sleep(self.warmup);
+        let (t0, p0) = (Instant::now(), tx_packets());
+        std::thread::sleep(self.window);
+        let (t1, p1) = (Instant::now(), tx_packets());
+        (p1 - p0) as f64 / (t1 - t0).as_secs_f64()
+    }
+}
+
+/// Datagrams per GSO message between two load readings (how long the trains were).
+pub fn gso_train(l0: &ShardLoad, l1: &ShardLoad) -> f64 {
+    let per = (l1.tx_packets - l0.tx_packets) as f64 / (l1.tx_gso_messages - l0.tx_gso_messages).max(1) as f64;
+    (per * 10.0).round() / 10.0
+}
+
+/// The baseline run: a `RelayService` with `n` egress sockets (egress `i` to `sinks[i % len]`) on
+/// one shard pinned to core 0, fed by a `Blaster` on core 1. Returns (pps, datagrams per GSO
+/// message).
+pub fn relay_run(n: usize, sinks: Vec<SocketAddr>, ssrc: u32, payload_bytes: usize, cfg: &FanoutConfig) -> (f64, f64) {
+    let runtime = Runtime::start(RuntimeConfig { shards: 1, pin: true, ..RuntimeConfig::default() }, move |_| {
+        RelayService::with_sinks(sinks.clone())
+    })
+    .expect("relay runtime");
+    let handle = runtime.handle(0);
+    let (tx, rx) = mpsc::channel();
+    handle.submit((RELAY_CMD_BIND, n, Some(tx))).map_err(|_| "submit").expect("submit");
+    let ingress: SocketAddr = rx.recv_timeout(Duration::from_secs(10)).expect("relay bound");
+    let blaster = Blaster::start(ingress, ssrc, 96, payload_bytes, 1);
+    let l0 = runtime.load(0);
+    let pps = cfg.measure(|| runtime.load(0).tx_packets);
+    let train = gso_train(&l0, &runtime.load(0));
+    blaster.stop();
+    runtime.shutdown();
+    (pps, train)
 }

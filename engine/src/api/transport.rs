@@ -130,13 +130,24 @@ pub struct TransportTuple {
 }
 
 impl TransportTuple {
+    /// A UDP tuple (PlainTransport's).
     fn new(local: SocketAddr, announced: Option<&str>, remote: Option<SocketAddr>) -> Self {
+        Self::with_protocol(local, announced, remote, Protocol::Udp)
+    }
+
+    /// `localAddress` is the announced address when there is one, else the bound IP.
+    pub(crate) fn with_protocol(
+        local: SocketAddr,
+        announced: Option<&str>,
+        remote: Option<SocketAddr>,
+        protocol: Protocol,
+    ) -> Self {
         TransportTuple {
             local_address: announced.map(str::to_owned).unwrap_or_else(|| local.ip().to_string()),
             local_port: local.port(),
             remote_ip: remote.map(|r| r.ip().to_string()),
             remote_port: remote.map(|r| r.port()),
-            protocol: Protocol::Udp,
+            protocol,
         }
     }
 }

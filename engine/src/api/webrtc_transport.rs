@@ -144,18 +144,8 @@ fn random_credentials() -> Result<(String, String)> {
 }
 
 fn tuple_json(tuple: &IceTuple, announced: &[(SocketAddr, Option<String>)]) -> TransportTuple {
-    let local_address = announced
-        .iter()
-        .find(|(a, _)| *a == tuple.local)
-        .and_then(|(_, ann)| ann.clone())
-        .unwrap_or_else(|| tuple.local.ip().to_string());
-    TransportTuple {
-        local_address,
-        local_port: tuple.local.port(),
-        remote_ip: Some(tuple.remote.ip().to_string()),
-        remote_port: Some(tuple.remote.port()),
-        protocol: tuple.protocol,
-    }
+    let announced = announced.iter().find(|(a, _)| *a == tuple.local).and_then(|(_, ann)| ann.as_deref());
+    TransportTuple::with_protocol(tuple.local, announced, Some(tuple.remote), tuple.protocol)
 }
 
 pub(crate) struct WebRtcServerInner {

@@ -125,8 +125,6 @@ pub struct WebRtcState {
     pub selected: Option<(SocketId, SocketAddr)>,
     /// The tuples ICE validated, with the socket each came on.
     pub tuples: Vec<(IceTuple, SocketId)>,
-    /// Its own sockets (released when it closes).
-    pub sockets: Vec<SocketId>,
     pub server: Option<ObjectId>,
     /// Username fragments registered in the shard's table, newest last.
     pub ufrags: Vec<String>,
@@ -161,6 +159,20 @@ pub fn stun_local_ufrag(bytes: &[u8]) -> Option<&[u8]> {
         at += 4 + alen.div_ceil(4) * 4;
     }
     None
+}
+
+/// A TCP connection carries one tuple: when the tuple goes, the connection is released (a UDP
+/// socket or a listener stays).
+fn release_tcp_tuple(
+    sockets: &mut super::FastMap<SocketId, SocketRoute>,
+    released: &mut Vec<SocketId>,
+    tuple: &IceTuple,
+    socket: SocketId,
+) {
+    if tuple.protocol == Protocol::Tcp && matches!(sockets.get(&socket), Some(SocketRoute::Ice(r)) if !r.listener) {
+        sockets.remove(&socket);
+        released.push(socket);
+    }
 }
 
 /// Count an SRTP failure by its reason.
@@ -273,7 +285,6 @@ impl Shard {
             srtp_out: None,
             selected: None,
             tuples: Vec::new(),
-            sockets: spec.sockets.iter().map(|s| s.socket).collect(),
             server: spec.server,
             ufrags: vec![spec.ufrag.clone()],
         };
@@ -463,12 +474,14 @@ impl Shard {
 
     /// Apply what ICE decided: selected tuple, state, removed tuples.
     fn drain_ice_events(&mut self, now: Instant, tkey: u32) {
+        let mut changed = false;
         loop {
             let Shard { transports, events, ice_tuples, sockets, released_sockets, .. } = self;
             let Some(t) = transports.get_mut(tkey) else { return };
             let id = t.id;
             let TransportKind::WebRtc(w) = &mut t.kind else { return };
             let Some(ev) = w.ice.poll_event() else { break };
+            changed = true;
             match ev {
                 IceEvent::StateChange(state) => {
                     if matches!(state, IceState::Disconnected | IceState::Closed) {
@@ -491,17 +504,13 @@ impl Shard {
                     if w.selected == Some((socket, tuple.remote)) {
                         w.selected = None;
                     }
-                    // A TCP connection carries one tuple: it ends with it.
-                    if tuple.protocol == Protocol::Tcp
-                        && matches!(sockets.get(&socket), Some(SocketRoute::Ice(r)) if !r.listener)
-                    {
-                        sockets.remove(&socket);
-                        released_sockets.push(socket);
-                    }
+                    release_tcp_tuple(sockets, released_sockets, &tuple, socket);
                 }
             }
         }
-        self.refresh_targets(tkey);
+        if changed {
+            self.refresh_targets(tkey);
+        }
     }
 
     /// Start DTLS once both `connect()` and ICE are there.
@@ -683,17 +692,11 @@ impl Shard {
         w.ice.close();
         for (tuple, socket) in w.tuples.drain(..) {
             self.ice_tuples.remove(&(socket, tuple.remote));
-            if tuple.protocol == Protocol::Tcp
-                && matches!(self.sockets.get(&socket), Some(SocketRoute::Ice(r)) if !r.listener)
-            {
-                self.sockets.remove(&socket);
-                self.released_sockets.push(socket);
-            }
+            release_tcp_tuple(&mut self.sockets, &mut self.released_sockets, &tuple, socket);
         }
         for u in w.ufrags.drain(..) {
             self.ice_ufrags.remove(&u);
         }
-        w.sockets.clear();
         let own: Vec<SocketId> = self
             .sockets
             .iter()

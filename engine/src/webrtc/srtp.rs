@@ -19,7 +19,7 @@
 
 // SSRC-keyed state: a multiplicative hasher (keys are bounded by MAX_SSRCS and enter only after
 // authentication), not SipHash, on the per-packet path.
-use crate::core::FastMap as HashMap;
+use crate::core::FastMap;
 use std::fmt;
 
 use aes::cipher::{InnerIvInit, KeyInit, KeyIvInit, StreamCipher};
@@ -326,11 +326,11 @@ impl ReplayWindow {
 pub struct SrtpSession {
     profile: SrtpProfile,
     keys: Keys,
-    rtp_recv: HashMap<u32, RtpRecvState>,
-    rtp_send: HashMap<u32, RtpSendState>,
-    rtcp_recv: HashMap<u32, ReplayWindow>,
+    rtp_recv: FastMap<u32, RtpRecvState>,
+    rtp_send: FastMap<u32, RtpSendState>,
+    rtcp_recv: FastMap<u32, ReplayWindow>,
     /// Next SRTCP index to use, per sending SSRC.
-    rtcp_send: HashMap<u32, u32>,
+    rtcp_send: FastMap<u32, u32>,
 }
 
 impl fmt::Debug for SrtpSession {
@@ -389,10 +389,10 @@ impl SrtpSession {
         Ok(SrtpSession {
             profile,
             keys,
-            rtp_recv: HashMap::default(),
-            rtp_send: HashMap::default(),
-            rtcp_recv: HashMap::default(),
-            rtcp_send: HashMap::default(),
+            rtp_recv: FastMap::default(),
+            rtp_send: FastMap::default(),
+            rtcp_recv: FastMap::default(),
+            rtcp_send: FastMap::default(),
         })
     }
 
