@@ -211,45 +211,32 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 	async createPlainTransport<PlainTransportAppData extends AppData = AppData>(
 		options: PlainTransportOptions<PlainTransportAppData>,
 	): Promise<PlainTransport<PlainTransportAppData>> {
-		checkOpen(this.#closed, 'Router');
-		const { listenInfo, listenIp, port, appData, ...rest } = options ?? ({} as never);
-		checkListenInfo(listenInfo, listenIp);
-		checkAppData(appData);
-		const data = await this.#channel.request<{ id: string }>('router.createPlainTransport', {
-			routerId: this.#id,
-			listenInfo: listenInfo ?? (listenIp ? listenIpToInfo(listenIp, port) : undefined),
-			...rest,
-			appData,
-		});
-		const transport = new PlainTransport<PlainTransportAppData>({
-			channel: this.#channel,
-			data,
-			appData,
-			router: this.#context,
-		});
-		this.#addTransport(transport as unknown as Transport);
-		return transport;
+		return this.#createListening('router.createPlainTransport', options, (args) => new PlainTransport<PlainTransportAppData>(args));
 	}
 
 	async createPipeTransport<PipeTransportAppData extends AppData = AppData>(
 		options: PipeTransportOptions<PipeTransportAppData>,
 	): Promise<PipeTransport<PipeTransportAppData>> {
+		return this.#createListening('router.createPipeTransport', options, (args) => new PipeTransport<PipeTransportAppData>(args));
+	}
+
+	/** Plain and pipe transports: one `listenInfo` (or the legacy `listenIp` + `port`). */
+	async #createListening<T, A extends AppData>(
+		method: string,
+		options: { listenInfo?: unknown; listenIp?: unknown; port?: number; appData?: A },
+		make: (args: { channel: Channel; data: { id: string }; appData: A | undefined; router: RouterContext }) => T,
+	): Promise<T> {
 		checkOpen(this.#closed, 'Router');
 		const { listenInfo, listenIp, port, appData, ...rest } = options ?? ({} as never);
 		checkListenInfo(listenInfo, listenIp);
 		checkAppData(appData);
-		const data = await this.#channel.request<{ id: string }>('router.createPipeTransport', {
+		const data = await this.#channel.request<{ id: string }>(method, {
 			routerId: this.#id,
-			listenInfo: listenInfo ?? (listenIp ? listenIpToInfo(listenIp, port) : undefined),
+			listenInfo: listenInfo ?? (listenIp ? listenIpToInfo(listenIp as TransportListenIp | string, port) : undefined),
 			...rest,
 			appData,
 		});
-		const transport = new PipeTransport<PipeTransportAppData>({
-			channel: this.#channel,
-			data,
-			appData,
-			router: this.#context,
-		});
+		const transport = make({ channel: this.#channel, data, appData, router: this.#context });
 		this.#addTransport(transport as unknown as Transport);
 		return transport;
 	}
