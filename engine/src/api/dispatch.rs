@@ -113,8 +113,17 @@ impl ObjectShared {
 
     /// Mark closed; true if this call closed it. Emits the observer's `close`.
     pub fn mark_closed(&self) -> bool {
+        self.mark_closed_by(None)
+    }
+
+    /// Mark closed because of `event` (mediasoup's `transportclose`, `workerclose`, ...): emits
+    /// it, then the observer's `close`; true if this call closed it.
+    pub fn mark_closed_by(&self, event: Option<&str>) -> bool {
         let first = !self.closed.swap(true, Ordering::AcqRel);
         if first {
+            if let Some(event) = event {
+                self.emit(event, &EventArg::None);
+            }
             self.emit("@close", &EventArg::None);
         }
         first
@@ -191,11 +200,7 @@ fn deliver(registry: &Registry, ev: Event) {
     match ev {
         Event::Closed { object, reason } => {
             if let Some(obj) = registry.get(object) {
-                if !obj.is_closed() {
-                    obj.closed.store(true, Ordering::Release);
-                    obj.emit(reason.event_name(), &EventArg::None);
-                    obj.emit("@close", &EventArg::None);
-                }
+                obj.mark_closed_by(Some(reason.event_name()));
             }
             registry.remove(object);
         }

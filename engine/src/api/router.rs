@@ -240,14 +240,9 @@ impl Router {
     }
 
     pub(crate) fn close_with(&self, reason: Option<CloseReason>) {
-        if self.closed() {
+        if !self.inner.shared.mark_closed_by(reason.map(CloseReason::event_name)) {
             return;
         }
-        self.inner.shared.closed.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(reason) = reason {
-            self.inner.shared.emit(reason.event_name(), &EventArg::None);
-        }
-        self.inner.shared.emit("@close", &EventArg::None);
         self.inner.engine.registry.remove(self.inner.oid);
         for shard in self.shards() {
             self.inner.engine.tell(shard, Command::CloseRouter { id: self.inner.oid, reason: None });

@@ -272,13 +272,9 @@ impl WebRtcServer {
     }
 
     pub(crate) fn close_with_worker(&self) {
-        if self.inner.shared.is_closed() {
-            return;
+        if self.inner.shared.mark_closed_by(Some("workerclose")) {
+            self.release();
         }
-        self.inner.shared.closed.store(true, std::sync::atomic::Ordering::Release);
-        self.inner.shared.emit("workerclose", &EventArg::None);
-        self.inner.shared.emit("@close", &EventArg::None);
-        self.release();
     }
 
     fn release(&self) {
