@@ -40,6 +40,12 @@ pub fn render(shared: &Shared) -> Result<String, String> {
         Family::new("shardsfu_tx_packets_per_second", "gauge", "Datagrams sent per second (last window)."),
         Family::new("shardsfu_rx_bytes_total", "counter", "Bytes received by the shard (UDP payloads, TCP frames)."),
         Family::new("shardsfu_tx_bytes_total", "counter", "Bytes the kernel accepted from the shard."),
+        Family::new(
+            "shardsfu_rx_gro_trains_total",
+            "counter",
+            "Received messages that held several datagrams (UDP GRO trains, split by the shard).",
+        ),
+        Family::new("shardsfu_tx_gso_messages_total", "counter", "Sent messages that carried a UDP GSO train."),
     ];
     let shards = dump["shards"].as_array().cloned().unwrap_or_default();
     for s in &shards {
@@ -70,7 +76,9 @@ pub fn render(shared: &Shared) -> Result<String, String> {
         fams[11].samples.push((l.clone(), net.rx_pps as f64));
         fams[12].samples.push((l.clone(), net.tx_pps as f64));
         fams[13].samples.push((l.clone(), num(&s["rxBytes"])));
-        fams[14].samples.push((l, num(&s["txBytes"])));
+        fams[14].samples.push((l.clone(), num(&s["txBytes"])));
+        fams[15].samples.push((l.clone(), num(&s["rxGroTrains"])));
+        fams[16].samples.push((l, num(&s["txGsoMessages"])));
     }
     let mut api = vec![
         Family::new("shardsfu_shards", "gauge", "Shards the engine runs."),

@@ -18,8 +18,9 @@
 //!    [`ShardService::on_shard_datagram`] per record; a flush point after each batch, then the
 //!    buffer goes back to its origin.
 //! 3. `epoll_wait(timeout 0)` on the shard's level-triggered epoll fd; for each ready socket,
-//!    `recvmmsg` a batch of up to `MAX_RX_BATCH` datagrams into preallocated 2048-byte buffers
-//!    (`MSG_TRUNC` = counted and skipped), call [`ShardService::on_datagram`] on each, then a flush
+//!    `recvmmsg` a batch of up to `MAX_RX_BATCH` messages into preallocated buffers (sockets ask
+//!    for UDP GRO, so a message may be a train of same-size datagrams, split here; datagrams over
+//!    `RX_BUFFER_BYTES` are counted and skipped), call [`ShardService::on_datagram`] on each, then a flush
 //!    point *before* the next `recvmmsg` reuses the buffers (bodies may borrow them).
 //!    At most `MAX_RX_PER_TURN` datagrams per turn, so one socket cannot starve the others.
 //!    TCP listeners accept and TCP connections read here too (see *Passive TCP* below).

@@ -75,6 +75,9 @@ pub struct ShardLoad {
     /// sendmmsg messages that carried a UDP GSO train (more than one datagram): `tx_packets`
     /// over this tells how long the trains are.
     pub tx_gso_messages: u64,
+    /// Received messages that were UDP GRO trains (more than one datagram): `rx_packets` over
+    /// this, for those, tells how much the kernel coalesced.
+    pub rx_gro_trains: u64,
     /// Datagrams the kernel refused, or discarded by a close.
     pub tx_dropped: u64,
     /// Datagrams larger than the receive buffer, dropped.

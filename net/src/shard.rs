@@ -104,6 +104,7 @@ pub(crate) struct LoadCells {
     rx_bytes: AtomicU64,
     tx_bytes: AtomicU64,
     tx_gso_messages: AtomicU64,
+    rx_gro_trains: AtomicU64,
     tx_dropped: AtomicU64,
     rx_truncated: AtomicU64,
     shard_tx_records: AtomicU64,
@@ -130,6 +131,7 @@ impl LoadCells {
             rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
             tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
             tx_gso_messages: self.tx_gso_messages.load(Ordering::Relaxed),
+            rx_gro_trains: self.rx_gro_trains.load(Ordering::Relaxed),
             tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
             rx_truncated: self.rx_truncated.load(Ordering::Relaxed),
             shard_tx_records: self.shard_tx_records.load(Ordering::Relaxed),
@@ -402,6 +404,7 @@ impl LoadMeter {
         cells.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
         cells.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
         cells.tx_gso_messages.store(c.tx_gso_messages, Ordering::Relaxed);
+        cells.rx_gro_trains.store(c.rx_gro_trains, Ordering::Relaxed);
         cells.shard_tx_records.store(m.tx_records, Ordering::Relaxed);
         cells.shard_rx_records.store(m.rx_records, Ordering::Relaxed);
         cells.shard_tx_dropped.store(m.tx_dropped, Ordering::Relaxed);
@@ -713,13 +716,27 @@ impl<S: ShardService> Shard<S> {
                         break;
                     }
                 };
+                let mut datagrams = 0;
                 for i in 0..n {
-                    match rx.datagram(i) {
-                        Ok((src, data)) => {
-                            self.core.udp.counters.rx_packets += 1;
+                    match rx.message(i) {
+                        Ok((src, data, segment)) => {
+                            // A GRO train is split back into its datagrams, each handed over alone.
                             self.core.udp.counters.rx_bytes += data.len() as u64;
-                            let mut io = Io::new(&mut self.core);
-                            service.on_datagram(now, socket, src, data, &mut io);
+                            if data.len() > segment {
+                                self.core.udp.counters.rx_gro_trains += 1;
+                            }
+                            // At least one piece: an empty datagram is still a datagram.
+                            let pieces = data.len().div_ceil(segment.max(1)).max(1);
+                            let mut rest = data;
+                            for _ in 0..pieces {
+                                let take = segment.min(rest.len());
+                                let (datagram, tail) = std::mem::take(&mut rest).split_at_mut(take);
+                                rest = tail;
+                                datagrams += 1;
+                                self.core.udp.counters.rx_packets += 1;
+                                let mut io = Io::new(&mut self.core);
+                                service.on_datagram(now, socket, src, datagram, &mut io);
+                            }
                         }
                         Err(RxSkip::Truncated) => self.core.udp.counters.rx_truncated += 1,
                         Err(RxSkip::BadAddress) => {}
@@ -727,7 +744,7 @@ impl<S: ShardService> Shard<S> {
                 }
                 // Bodies may point into `rx`: send them before the next recvmmsg reuses it.
                 self.flush_tx(now, service);
-                received += n;
+                received += datagrams;
                 // A wide fan-out makes each datagram expensive: size batches so one takes about
                 // `RX_BATCH_TARGET`, and keep the counters fresh through a long turn.
                 let done = Instant::now();

@@ -280,3 +280,7 @@ mod tests {
         assert_eq!(ep.wait(&mut evs, 0), 0);
     }
 }
+
+/// `UDP_GRO` from linux/udp.h (the libc crate lists it only for some C libraries): ask the
+/// kernel to hand over coalesced datagram trains, with their segment size in a control message.
+pub(crate) const UDP_GRO: libc::c_int = 104;

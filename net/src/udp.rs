@@ -15,10 +15,14 @@ use crate::tcp::{TcpConn, MAX_TCP_CONNECTIONS_PER_SHARD};
 /// Most sockets one shard may own: UDP sockets, TCP listeners and TCP connections together
 /// (connections are further bounded by `MAX_TCP_CONNECTIONS_PER_SHARD`).
 pub const MAX_SOCKETS_PER_SHARD: usize = 4096 + MAX_TCP_CONNECTIONS_PER_SHARD;
-/// Datagrams fetched by one `recvmmsg` call.
+/// Messages fetched by one `recvmmsg` call (each one datagram, or a GRO train of them).
 pub const MAX_RX_BATCH: usize = 64;
-/// Size of each receive buffer; larger datagrams are dropped and counted as truncated.
+/// Largest datagram received; larger ones are dropped and counted as truncated.
 pub const RX_BUFFER_BYTES: usize = 2048;
+/// Room per received message: a whole UDP GRO train (the kernel coalesces at most 64 KiB), plus
+/// one cache line so that the slots' first lines (the RTP headers) do not all fall into the same
+/// cache sets, as a 64 KiB stride would make them.
+const RX_SLOT_BYTES: usize = 65_536 + 64;
 /// Longest `head` accepted by `Io::send` (it is copied into the arena).
 pub const MAX_HEAD_BYTES: usize = 2048;
 /// Datagrams queued per shard between flushes.
@@ -72,6 +76,8 @@ pub(crate) struct Counters {
     pub tx_bytes: u64,
     /// sendmmsg messages that carried more than one datagram (UDP GSO trains).
     pub tx_gso_messages: u64,
+    /// Received messages that held more than one datagram (UDP GRO trains).
+    pub rx_gro_trains: u64,
     pub tx_dropped: u64,
     pub rx_truncated: u64,
     pub tcp_accepted: u64,
@@ -290,6 +296,8 @@ impl Udp {
         // Best effort: the kernel clamps to net.core.{r,w}mem_max; a smaller buffer still works.
         let _ = sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, SOCKET_BUFFER_BYTES);
         let _ = sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SOCKET_BUFFER_BYTES);
+        // Best effort too: without it (kernels before 5.0) every datagram arrives alone.
+        let _ = sys::set_int_option(fd, libc::SOL_UDP, sys::UDP_GRO, 1);
         self.insert(Sock::Udp(socket))
     }
 
@@ -602,12 +610,19 @@ pub(crate) enum RxSkip {
 }
 
 /// Preallocated receive buffers and the `recvmmsg` arrays pointing into them.
+///
+/// Sockets ask for UDP GRO (`UDP_GRO`): the kernel then hands over consecutive datagrams of one
+/// flow with the same size as one message (a train: on loopback, a sender's GSO message as it
+/// was sent; from a NIC, what GRO merged within one poll), with the segment size in a control
+/// message. One receive then costs one socket-buffer dequeue and one copy per train instead of
+/// per datagram; the shard loop splits the train back into datagrams.
 pub(crate) struct RxBatch {
     bufs: Box<[u8]>,
     iovecs: Box<[libc::iovec]>,
     names: Box<[libc::sockaddr_storage]>,
+    cmsgs: Box<[CmsgBuf]>,
     hdrs: Box<[libc::mmsghdr]>,
-    /// Datagrams asked for per `recvmmsg` (adapted by the shard loop to the work per datagram).
+    /// Messages asked for per `recvmmsg` (adapted by the shard loop to the work per message).
     pub(crate) limit: usize,
 }
 
@@ -618,36 +633,36 @@ impl RxBatch {
         // SAFETY: as above.
         let zero_name: libc::sockaddr_storage = unsafe { mem::zeroed() };
         RxBatch {
-            bufs: vec![0u8; MAX_RX_BATCH * RX_BUFFER_BYTES].into_boxed_slice(),
+            // Pages are touched only as far as messages reach: single datagrams use one page per slot.
+            bufs: vec![0u8; MAX_RX_BATCH * RX_SLOT_BYTES].into_boxed_slice(),
             iovecs: vec![libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; MAX_RX_BATCH].into_boxed_slice(),
             names: vec![zero_name; MAX_RX_BATCH].into_boxed_slice(),
+            cmsgs: vec![CmsgBuf([0; 32]); MAX_RX_BATCH].into_boxed_slice(),
             hdrs: vec![zero_hdr; MAX_RX_BATCH].into_boxed_slice(),
             limit: MAX_RX_BATCH,
         }
     }
 
-    /// Receives up to `MAX_RX_BATCH` datagrams from `fd` without blocking.
-    /// Receive up to `limit` (at most `MAX_RX_BATCH`) datagrams.
+    /// Receive up to `limit` (at most `MAX_RX_BATCH`) messages from `fd` without blocking.
     pub(crate) fn recv(&mut self, fd: RawFd, limit: usize) -> io::Result<usize> {
         let limit = limit.clamp(1, MAX_RX_BATCH);
         for i in 0..limit {
-            self.iovecs[i] = libc::iovec {
-                iov_base: self.bufs[i * RX_BUFFER_BYTES..].as_mut_ptr().cast(),
-                iov_len: RX_BUFFER_BYTES,
-            };
+            self.iovecs[i] =
+                libc::iovec { iov_base: self.bufs[i * RX_SLOT_BYTES..].as_mut_ptr().cast(), iov_len: RX_SLOT_BYTES };
             let m = &mut self.hdrs[i].msg_hdr;
             m.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
             m.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             m.msg_iov = &mut self.iovecs[i];
             m.msg_iovlen = 1;
-            m.msg_control = ptr::null_mut();
-            m.msg_controllen = 0;
+            m.msg_control = self.cmsgs[i].0.as_mut_ptr().cast();
+            m.msg_controllen = mem::size_of::<CmsgBuf>();
             m.msg_flags = 0;
             self.hdrs[i].msg_len = 0;
         }
         loop {
-            // SAFETY: every header points to its own name buffer and a single iovec covering a
-            // distinct RX_BUFFER_BYTES slice of `bufs`; all stay alive and unmoved for the call.
+            // SAFETY: every header points to its own name buffer, control buffer and a single
+            // iovec covering a distinct RX_SLOT_BYTES slice of `bufs`; all stay alive and unmoved
+            // for the call.
             let ret = unsafe {
                 libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), limit as u32, libc::MSG_DONTWAIT, ptr::null_mut())
             };
@@ -661,15 +676,38 @@ impl RxBatch {
         }
     }
 
-    /// The `i`th datagram of the last `recv`: its source and its bytes (mutable, in place).
-    pub(crate) fn datagram(&mut self, i: usize) -> Result<(SocketAddr, &mut [u8]), RxSkip> {
+    /// The `i`th message of the last `recv`: its source, its bytes (mutable, in place) and the
+    /// size of the datagrams it holds (its whole length unless it is a GRO train; the last
+    /// datagram of a train may be shorter).
+    pub(crate) fn message(&mut self, i: usize) -> Result<(SocketAddr, &mut [u8], usize), RxSkip> {
         let hdr = &self.hdrs[i];
         if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
             return Err(RxSkip::Truncated);
         }
         let src = sys::read_sockaddr(&self.names[i], hdr.msg_hdr.msg_namelen).ok_or(RxSkip::BadAddress)?;
-        let len = (hdr.msg_len as usize).min(RX_BUFFER_BYTES);
-        let start = i * RX_BUFFER_BYTES;
-        Ok((src, &mut self.bufs[start..start + len]))
+        let len = (hdr.msg_len as usize).min(RX_SLOT_BYTES);
+        // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed control messages into
+        // this header's own buffer, which CMSG_FIRSTHDR/CMSG_NXTHDR walk within.
+        let segment = unsafe { gro_segment(&hdr.msg_hdr) }.filter(|&s| s > 0 && s < len).unwrap_or(len);
+        if segment > RX_BUFFER_BYTES {
+            return Err(RxSkip::Truncated);
+        }
+        let start = i * RX_SLOT_BYTES;
+        Ok((src, &mut self.bufs[start..start + len], segment))
     }
+}
+
+/// The segment size of a GRO train from a received header's `UDP_GRO` control message.
+///
+/// # Safety
+/// `hdr`'s control buffer and length must be as `recvmmsg` left them.
+unsafe fn gro_segment(hdr: &libc::msghdr) -> Option<usize> {
+    let mut c = libc::CMSG_FIRSTHDR(hdr);
+    while !c.is_null() {
+        if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == sys::UDP_GRO {
+            return Some(ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>()) as usize);
+        }
+        c = libc::CMSG_NXTHDR(hdr, c);
+    }
+    None
 }

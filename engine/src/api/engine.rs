@@ -270,6 +270,8 @@ impl Engine {
                 "txBytes": net.tx_bytes,
                 "txDropped": net.tx_dropped,
                 "rxTruncated": net.rx_truncated,
+                "rxGroTrains": net.rx_gro_trains,
+                "txGsoMessages": net.tx_gso_messages,
             }));
         }
         let placements: Vec<Value> = self
