@@ -159,6 +159,10 @@ pub(crate) fn set_int_option(fd: RawFd, level: libc::c_int, name: libc::c_int, v
     Ok(())
 }
 
+/// `UDP_GRO` from linux/udp.h (the libc crate lists it only for some C libraries): ask the
+/// kernel to hand over coalesced datagram trains, with their segment size in a control message.
+pub(crate) const UDP_GRO: libc::c_int = 104;
+
 /// Whether the kernel accepts `UDP_SEGMENT` (GSO), probed on a throwaway socket so the option
 /// never sticks to a real one.
 pub(crate) fn probe_gso() -> bool {
@@ -280,7 +284,3 @@ mod tests {
         assert_eq!(ep.wait(&mut evs, 0), 0);
     }
 }
-
-/// `UDP_GRO` from linux/udp.h (the libc crate lists it only for some C libraries): ask the
-/// kernel to hand over coalesced datagram trains, with their segment size in a control message.
-pub(crate) const UDP_GRO: libc::c_int = 104;
