@@ -15,7 +15,10 @@
 //!
 //!
 //! Transports of a router: a room stays on its router's home shard while it fits, i.e. while
-//! the home shard carries fewer than `spread_consumers` consumers and is under the watermarks.
+//! the room has fewer than `spread_transports` transports there and the home shard is under the
+//! watermarks. The room's own size decides, not the shard's: a shard full of small rooms keeps
+//! each of them whole (spreading one would only add inter-shard forwarding), while a big room
+//! spreads its new transports once it is big enough to need more than one core.
 //! Past that, a new transport goes to the shard with the lowest score among those under both
 //! watermarks, or, when every shard is busy, among those under the consumer cap. Existing
 //! transports keep working on a shard over its watermark. When every shard is at its consumer
@@ -48,9 +51,9 @@ pub struct PlacementPolicy {
     /// Weight of the measured busy fraction in the score (1 = a fully busy core counts as much as
     /// `consumers_per_core_nominal` consumers; 0 = balance by object counts alone).
     pub busy_weight: f32,
-    /// Consumers on a router's home shard past which its new transports go to other shards.
-    /// 0 spreads every room over all shards from its first transport.
-    pub spread_consumers: u32,
+    /// Transports of a router on its home shard past which its new transports go to other
+    /// shards. 0 spreads every room over all shards from its first transport.
+    pub spread_transports: u32,
 }
 
 impl Default for PlacementPolicy {
@@ -60,7 +63,7 @@ impl Default for PlacementPolicy {
             consumers_watermark: 5_000,
             consumers_per_core_nominal: 2_000,
             busy_weight: 1.0,
-            spread_consumers: 500,
+            spread_transports: 500,
         }
     }
 }
@@ -123,11 +126,16 @@ pub fn place_router(loads: &[ShardLoadView], policy: &PlacementPolicy) -> Placem
     best.expect("at least one shard considered")
 }
 
-/// Choose the shard for a new transport of a router whose home shard is `home`. `None` when
-/// every shard is over a watermark.
-pub fn place_transport(home: usize, loads: &[ShardLoadView], policy: &PlacementPolicy) -> Option<Placement> {
+/// Choose the shard for a new transport of a router whose home shard is `home` and which has
+/// `room_at_home` open transports there. `None` when every shard is at its consumer cap.
+pub fn place_transport(
+    home: usize,
+    room_at_home: u32,
+    loads: &[ShardLoadView],
+    policy: &PlacementPolicy,
+) -> Option<Placement> {
     let home_load = loads.iter().find(|l| l.shard == home)?;
-    if home_load.consumers < policy.spread_consumers && !over_watermark(home_load, policy) {
+    if room_at_home < policy.spread_transports && !over_watermark(home_load, policy) {
         return Some(Placement { shard: home, score: score(home_load, policy), overloaded: false });
     }
     least_loaded(loads.iter().filter(|l| !over_watermark(l, policy)), policy, false)
@@ -175,35 +183,43 @@ mod tests {
 
     #[test]
     fn room_stays_home_while_it_fits() {
-        let policy = PlacementPolicy { spread_consumers: 10, ..Default::default() };
-        let p = place_transport(1, &[load(0, 0.0, 0), load(1, 0.3, 9)], &policy).unwrap();
+        let policy = PlacementPolicy { spread_transports: 10, ..Default::default() };
+        let p = place_transport(1, 9, &[load(0, 0.0, 0), load(1, 0.3, 9)], &policy).unwrap();
         assert_eq!(p.shard, 1);
     }
 
     #[test]
+    fn a_small_room_stays_whole_on_a_shard_full_of_other_rooms() {
+        // Home carries 900 consumers of other rooms, the other shard none: a 4-peer room's next
+        // transport still goes home (no inter-shard forwarding for a room that fits).
+        let p = place_transport(0, 3, &[load(0, 0.5, 900), load(1, 0.0, 0)], &PlacementPolicy::default()).unwrap();
+        assert_eq!(p.shard, 0);
+    }
+
+    #[test]
     fn room_spreads_past_the_threshold_to_the_least_loaded() {
-        let policy = PlacementPolicy { spread_consumers: 10, ..Default::default() };
+        let policy = PlacementPolicy { spread_transports: 10, ..Default::default() };
         let loads = [load(0, 0.2, 3), load(1, 0.3, 10), load(2, 0.1, 1)];
-        assert_eq!(place_transport(1, &loads, &policy).unwrap().shard, 2);
+        assert_eq!(place_transport(1, 10, &loads, &policy).unwrap().shard, 2);
     }
 
     #[test]
     fn spread_zero_balances_every_transport() {
-        let policy = PlacementPolicy { spread_consumers: 0, ..Default::default() };
+        let policy = PlacementPolicy { spread_transports: 0, ..Default::default() };
         let loads = [load(0, 0.0, 4), load(1, 0.0, 3)];
-        assert_eq!(place_transport(0, &loads, &policy).unwrap().shard, 1);
+        assert_eq!(place_transport(0, 0, &loads, &policy).unwrap().shard, 1);
     }
 
     #[test]
     fn shard_over_watermark_takes_no_transports() {
         let policy = PlacementPolicy { consumers_watermark: 10, ..Default::default() };
         // Home is over the watermark: the other shard takes the transport.
-        assert_eq!(place_transport(0, &[load(0, 0.0, 10), load(1, 0.5, 0)], &policy).unwrap().shard, 1);
+        assert_eq!(place_transport(0, 0, &[load(0, 0.0, 10), load(1, 0.5, 0)], &policy).unwrap().shard, 1);
         // Every shard busy: the least loaded still takes it, flagged.
-        let p = place_transport(0, &[load(0, 0.95, 0), load(1, 0.9, 0)], &policy).unwrap();
+        let p = place_transport(0, 0, &[load(0, 0.95, 0), load(1, 0.9, 0)], &policy).unwrap();
         assert_eq!((p.shard, p.overloaded), (1, true));
         // Every shard at its consumer cap: refused.
-        assert_eq!(place_transport(0, &[load(0, 0.0, 10), load(1, 0.0, 12)], &policy), None);
+        assert_eq!(place_transport(0, 0, &[load(0, 0.0, 10), load(1, 0.0, 12)], &policy), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ fn spread_engine() -> Engine {
         shards: 2,
         pin: false,
         placement: PlacementPolicy {
-            spread_consumers: 0,
+            spread_transports: 0,
             busy_weight: 0.0,
             busy_watermark: f32::INFINITY, // busy noise must not decide this test
             ..PlacementPolicy::default()

@@ -206,7 +206,7 @@ fn a_room_of_webrtc_transports_over_two_shards() {
         shards: 2,
         pin: false,
         placement: PlacementPolicy {
-            spread_consumers: 0,
+            spread_transports: 0,
             busy_weight: 0.0,
             busy_watermark: f32::INFINITY,
             ..PlacementPolicy::default()

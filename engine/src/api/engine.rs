@@ -116,14 +116,15 @@ impl EngineInner {
     }
 
     /// Choose a shard for a new transport of a router homed on `home`.
-    pub(crate) fn place_transport(&self, router_uuid: &str, home: usize) -> Result<usize> {
+    pub(crate) fn place_transport(&self, router_uuid: &str, home: usize, room_at_home: u32) -> Result<usize> {
         let loads = self.loads();
-        let decision = place_transport(home, &loads, &self.policy)
+        let decision = place_transport(home, room_at_home, &loads, &self.policy)
             .ok_or_else(|| Error::other("every shard is at its consumer watermark: no room for a new transport"))?;
         tracing::debug!(
             router = router_uuid,
             shard = decision.shard,
             home,
+            room_at_home,
             overloaded = decision.overloaded,
             "transport placed"
         );

@@ -97,7 +97,12 @@ impl Router {
     /// The shard for a new transport of this router (see `placement::place_transport`), with the
     /// router's part created there first when it is new.
     pub(crate) async fn transport_shard(&self) -> Result<usize> {
-        let shard = self.inner.engine.place_transport(&self.inner.id, self.inner.shard)?;
+        let home = self.inner.shard;
+        let room_at_home = {
+            let ts = self.inner.transports.lock().expect("transports lock");
+            ts.iter().filter(|t| !t.closed() && t.shard() == home).count() as u32
+        };
+        let shard = self.inner.engine.place_transport(&self.inner.id, home, room_at_home)?;
         if !self.inner.shards.lock().expect("shards lock").contains(&shard) {
             // Idempotent: two transports placed here at once both ask for it.
             self.inner.engine.request(shard, Command::EnsureRouter { id: self.inner.oid }).await?;
