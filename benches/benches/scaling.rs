@@ -4,23 +4,29 @@
 //!
 //! How it counts: pps = datagrams the kernel accepted on send, summed over shards, per second.
 //! `efficiency` is E(n) = pps_n / (n x pps_1). The sender shares the machine's cores with the
-//! shards (on n = all cores there is none left for it): where the input rate it can reach, not
-//! the engine, is the limit (many small rooms: one input packet per three output), pps_n
-//! understates the engine. So the bench also reads the CPU time the engine's threads used
-//! (from /proc) and prints `cpu_efficiency` = (pps_n / cpu_n) / (pps_1 / cpu_1): datagrams per
-//! engine CPU-second on n shards against one shard, which is what spreading a room costs. The big
-//! room needs few input packets; its sender is paced so that it stays off the shards' cores.
-//! The sender sends each producer a frame of `FRAME_PACKETS` packets at a time in one UDP GSO
-//! message, as cameras send frames in bursts: the fewer of the shared cores it takes, the closer
-//! pps_n comes to what the engine can do (one packet at a time, small rooms measured E(2) of
-//! 0.27-0.36 here, with 8-packet frames 0.48).
+//! shards (on n = all cores there is none left for it), so the bench keeps it as cheap as real
+//! clients elsewhere would be, and says what it cost:
+//! - It sends each producer a frame of `FRAME_PACKETS` packets at a time in one UDP GSO message,
+//!   as cameras send frames in bursts; the engine's sockets take it as one GRO train.
+//! - Small rooms: its rate follows what the shards take in (`Input::FollowEngine`), so it never
+//!   spends the shared cores on packets the kernel would drop. The big room needs few input
+//!   packets; it gets a fixed rate far above what the shards can forward.
+//! - It is not pinned: the scheduler puts it where a core has room.
+//!
+//! Beside E(n) it prints `cpu_efficiency` = (pps_n / cpu_n) / (pps_1 / cpu_1), datagrams per
+//! engine CPU-second (read from /proc) on n shards against one: what spreading costs the engine
+//! itself; `sender_cpu_*`, the cores the sender used; and `input_received_*`, the share of the
+//! sender's datagrams the shards received.
+//! History on this 2-core host (small rooms E(2)): one packet per send 0.27-0.36; 8-packet GSO
+//! frames 0.48; with GRO on the engine's sockets and a sender following the engine 0.62-0.74.
 //!
 //! `cargo bench --bench scaling` (add `-- --quick` for a short run).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -60,13 +66,19 @@ fn config() -> Config {
 fn base_config() -> Config {
     if std::env::args().any(|a| a == "--quick") {
         Config {
-            warmup: Duration::from_millis(300),
+            // Long enough for the small rooms' input controller to settle (a few steps).
+            warmup: Duration::from_millis(1000),
             window: Duration::from_millis(1200),
             rooms: 100,
             big: vec![1000, 2000],
         }
     } else {
-        Config { warmup: Duration::from_millis(500), window: Duration::from_secs(3), rooms: 200, big: vec![1000, 2000] }
+        Config {
+            warmup: Duration::from_millis(1500),
+            window: Duration::from_secs(3),
+            rooms: 200,
+            big: vec![1000, 2000],
+        }
     }
 }
 
@@ -141,100 +153,133 @@ fn big_room(engine: &Engine, n: usize, sink: &UdpSocket) -> Vec<(SocketAddr, u32
     vec![(ingest.local_addr(), 5000)]
 }
 
-/// Sends RTP to every target in turn, as fast as it can, from one socket: each target gets a
-/// burst of `FRAME_PACKETS` packets (consecutive sequence numbers, one frame's worth, as a
-/// camera sends them) in one UDP GSO message, so that the sender, which shares the cores with
-/// the shards, spends as little of them as a real set of clients would on this host.
-/// `rate_pps`: paced input (None = as fast as the sender can). A big room needs few input
-/// packets to saturate every shard, and pacing keeps the sender off the cores the shards use.
-fn sender(
-    targets: Vec<(SocketAddr, u32)>,
-    stop: Arc<AtomicBool>,
-    sock: UdpSocket,
-    cpu: usize,
-    rate_pps: Option<f64>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        shardsfu_benches::pin_current_thread(cpu);
-        const PACKET: usize = 12 + PAYLOAD_BYTES;
-        let start = Instant::now();
-        let mut sent = 0u64;
-        let mut frames = vec![vec![0u8; PACKET * FRAME_PACKETS]; BATCH];
-        // SAFETY (both): zeroed sockaddr_in is valid.
-        let mut names: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
-        let cmsg_space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
-        let mut cmsgs = vec![[0u64; 4]; BATCH]; // aligned room for one UDP_SEGMENT cmsg
-        let mut seqs = vec![0u16; targets.len()];
-        let mut next = 0usize;
-        let mut gso = true;
-        while !stop.load(Ordering::Relaxed) {
-            for k in 0..BATCH {
-                let i = next % targets.len();
-                next += 1;
-                let (addr, ssrc) = targets[i];
-                for f in 0..FRAME_PACKETS {
-                    seqs[i] = seqs[i].wrapping_add(1);
-                    let p = &mut frames[k][f * PACKET..(f + 1) * PACKET];
-                    p[0] = 0x80;
-                    p[1] = 96;
-                    p[2..4].copy_from_slice(&seqs[i].to_be_bytes());
-                    p[4..8].copy_from_slice(&(u32::from(seqs[i]) * 3000).to_be_bytes());
-                    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-                    p[12] = 0x10;
-                    p[13] = 0x10;
-                }
-                let SocketAddr::V4(v4) = addr else { continue };
-                names[k].sin_family = libc::AF_INET as libc::sa_family_t;
-                names[k].sin_port = v4.port().to_be();
-                names[k].sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
-            }
-            // Without GSO only each frame's first packet goes (one datagram per message).
-            let len = if gso { PACKET * FRAME_PACKETS } else { PACKET };
-            let mut iov: Vec<libc::iovec> =
-                frames.iter_mut().map(|p| libc::iovec { iov_base: p.as_mut_ptr().cast(), iov_len: len }).collect();
-            let mut msgs: Vec<libc::mmsghdr> = iov
-                .iter_mut()
-                .zip(names.iter_mut())
-                .zip(cmsgs.iter_mut())
-                .map(|((v, n), c)| {
-                    // SAFETY: a zeroed mmsghdr is valid; it points at a live iovec, sockaddr and
-                    // cmsg buffer; CMSG_FIRSTHDR of a buffer of CMSG_SPACE bytes is writable.
-                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    m.msg_hdr.msg_iov = v;
-                    m.msg_hdr.msg_iovlen = 1;
-                    m.msg_hdr.msg_name = (n as *mut libc::sockaddr_in).cast();
-                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                    if gso {
-                        m.msg_hdr.msg_control = c.as_mut_ptr().cast();
-                        m.msg_hdr.msg_controllen = cmsg_space;
-                        unsafe {
-                            let h = libc::CMSG_FIRSTHDR(&m.msg_hdr);
-                            (*h).cmsg_level = libc::SOL_UDP;
-                            (*h).cmsg_type = libc::UDP_SEGMENT;
-                            (*h).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
-                            std::ptr::write_unaligned(libc::CMSG_DATA(h).cast::<u16>(), PACKET as u16);
-                        }
+/// Sends RTP to every target in turn from one socket: each target gets a burst of
+/// `FRAME_PACKETS` packets (consecutive sequence numbers, one frame's worth, as a camera sends
+/// them) in one UDP GSO message, so that the sender, which shares the cores with the shards,
+/// spends as little of them as a real set of clients would on this host.
+/// `pace.rate`: input packets per second (0: as fast as it can); `pace.sent` counts what went.
+fn sender(targets: Vec<(SocketAddr, u32)>, stop: Arc<AtomicBool>, sock: UdpSocket, pace: Arc<Pace>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("bench-sender".into())
+        .spawn(move || {
+            const PACKET: usize = 12 + PAYLOAD_BYTES;
+            let mut sent = 0u64;
+            // Token bucket: packets the sender may send now, refilled at `pace.rate`.
+            let (mut budget, mut refilled) = (0f64, Instant::now());
+            let mut frames = vec![vec![0u8; PACKET * FRAME_PACKETS]; BATCH];
+            // SAFETY (both): zeroed sockaddr_in is valid.
+            let mut names: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
+            let cmsg_space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+            let mut cmsgs = vec![[0u64; 4]; BATCH]; // aligned room for one UDP_SEGMENT cmsg
+            let mut seqs = vec![0u16; targets.len()];
+            let mut next = 0usize;
+            let mut gso = true;
+            while !stop.load(Ordering::Relaxed) {
+                for k in 0..BATCH {
+                    let i = next % targets.len();
+                    next += 1;
+                    let (addr, ssrc) = targets[i];
+                    for f in 0..FRAME_PACKETS {
+                        seqs[i] = seqs[i].wrapping_add(1);
+                        let p = &mut frames[k][f * PACKET..(f + 1) * PACKET];
+                        p[0] = 0x80;
+                        p[1] = 96;
+                        p[2..4].copy_from_slice(&seqs[i].to_be_bytes());
+                        p[4..8].copy_from_slice(&(u32::from(seqs[i]) * 3000).to_be_bytes());
+                        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                        p[12] = 0x10;
+                        p[13] = 0x10;
                     }
-                    m
-                })
-                .collect();
-            // SAFETY: every pointer above outlives the call.
-            let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
-            if r < 0 && gso {
-                // No UDP GSO here: one datagram per frame from now on (still a burst per target).
-                gso = false;
-                continue;
-            }
-            sent += (BATCH * if gso { FRAME_PACKETS } else { 1 }) as u64;
-            if let Some(rate) = rate_pps {
-                let due = Duration::from_secs_f64(sent as f64 / rate);
-                if let Some(ahead) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(ahead);
+                    let SocketAddr::V4(v4) = addr else { continue };
+                    names[k].sin_family = libc::AF_INET as libc::sa_family_t;
+                    names[k].sin_port = v4.port().to_be();
+                    names[k].sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+                }
+                // Without GSO only each frame's first packet goes (one datagram per message).
+                let len = if gso { PACKET * FRAME_PACKETS } else { PACKET };
+                let mut iov: Vec<libc::iovec> =
+                    frames.iter_mut().map(|p| libc::iovec { iov_base: p.as_mut_ptr().cast(), iov_len: len }).collect();
+                let mut msgs: Vec<libc::mmsghdr> = iov
+                    .iter_mut()
+                    .zip(names.iter_mut())
+                    .zip(cmsgs.iter_mut())
+                    .map(|((v, n), c)| {
+                        // SAFETY: a zeroed mmsghdr is valid; it points at a live iovec, sockaddr and
+                        // cmsg buffer; CMSG_FIRSTHDR of a buffer of CMSG_SPACE bytes is writable.
+                        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                        m.msg_hdr.msg_iov = v;
+                        m.msg_hdr.msg_iovlen = 1;
+                        m.msg_hdr.msg_name = (n as *mut libc::sockaddr_in).cast();
+                        m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                        if gso {
+                            m.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                            m.msg_hdr.msg_controllen = cmsg_space;
+                            unsafe {
+                                let h = libc::CMSG_FIRSTHDR(&m.msg_hdr);
+                                (*h).cmsg_level = libc::SOL_UDP;
+                                (*h).cmsg_type = libc::UDP_SEGMENT;
+                                (*h).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+                                std::ptr::write_unaligned(libc::CMSG_DATA(h).cast::<u16>(), PACKET as u16);
+                            }
+                        }
+                        m
+                    })
+                    .collect();
+                // SAFETY: every pointer above outlives the call.
+                let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+                if r < 0 && gso {
+                    // No UDP GSO here: one datagram per frame from now on (still a burst per target).
+                    gso = false;
+                    continue;
+                }
+                let burst = (BATCH * if gso { FRAME_PACKETS } else { 1 }) as u64;
+                sent += burst;
+                pace.sent.store(sent, Ordering::Relaxed);
+                let rate = pace.rate();
+                if rate > 0.0 {
+                    let now = Instant::now();
+                    budget = (budget + rate * (now - refilled).as_secs_f64()).min(rate * 0.005) - burst as f64;
+                    refilled = now;
+                    if budget < 0.0 {
+                        std::thread::sleep(Duration::from_secs_f64(-budget / rate));
+                    }
                 }
             }
-        }
-    })
+        })
+        .expect("sender thread")
 }
+
+/// How fast the sender goes: a rate it reads before each burst, and what it has sent.
+#[derive(Default)]
+struct Pace {
+    /// Input packets per second, as f64 bits (0: as fast as it can).
+    rate_bits: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl Pace {
+    fn rate(&self) -> f64 {
+        f64::from_bits(self.rate_bits.load(Ordering::Relaxed))
+    }
+    fn set_rate(&self, rate: f64) {
+        self.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// The input rate: fixed, or following what the engine takes in.
+#[derive(Clone, Copy)]
+enum Input {
+    Fixed(f64),
+    /// Every `CONTROL_STEP`, the sender's rate becomes 5% above the rate the shards received at
+    /// over the last `CONTROL_SPAN` (10% more while they take all of it): the shards stay
+    /// saturated (their sockets' queues never empty) while the sender, which shares their cores,
+    /// spends them only on packets the engine gets, not on ones the kernel would drop.
+    FollowEngine,
+}
+
+const CONTROL_STEP: Duration = Duration::from_millis(100);
+/// Longer than the shards' load window (100 ms), whose counters the controller reads.
+const CONTROL_SPAN: usize = 3;
 
 struct Measure {
     pps: f64,
@@ -242,11 +287,17 @@ struct Measure {
     busy: f64,
     /// CPU time the engine's threads used, in cores (from /proc: what the kernel accounted).
     cpu: f64,
+    /// CPU time the sender used, in cores.
+    sender_cpu: f64,
+    /// Input datagrams per second: sent, and received by the shards.
+    sent: f64,
+    received: f64,
 }
 
-/// CPU seconds used so far by this process's threads named `shardsfu-*` (shards, their
-/// blocking-pool threads, the event dispatcher), from /proc/self/task/*/stat.
-fn engine_cpu_seconds() -> f64 {
+/// CPU seconds used so far by this process's threads whose name starts with `prefix`
+/// (`shardsfu`: shards, their blocking-pool threads, the event dispatcher), from
+/// /proc/self/task/*/stat.
+fn thread_cpu_seconds(prefix: &str) -> f64 {
     let tick = 100.0; // USER_HZ on Linux
     let mut ticks = 0u64;
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
@@ -254,7 +305,7 @@ fn engine_cpu_seconds() -> f64 {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
         // "tid (comm) state ... utime stime ...": comm may hold spaces, so split after ')'.
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        if !stat[open + 1..close].starts_with("shardsfu") {
+        if !stat[open + 1..close].starts_with(prefix) {
             continue;
         }
         let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
@@ -266,38 +317,62 @@ fn engine_cpu_seconds() -> f64 {
     ticks as f64 / tick
 }
 
-fn measure(
-    engine: &Engine,
-    targets: Vec<(SocketAddr, u32)>,
-    sock: UdpSocket,
-    rate_pps: Option<f64>,
-    cfg: &Config,
-) -> Measure {
+fn measure(engine: &Engine, targets: Vec<(SocketAddr, u32)>, sock: UdpSocket, input: Input, cfg: &Config) -> Measure {
     let stop = Arc::new(AtomicBool::new(false));
-    let last_core = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1;
-    let thread = sender(targets, stop.clone(), sock, last_core, rate_pps);
-    std::thread::sleep(cfg.warmup);
+    let pace = Arc::new(Pace::default());
+    if let Input::Fixed(rate) = input {
+        pace.set_rate(rate);
+    }
+    let thread = sender(targets, stop.clone(), sock, pace.clone());
     let shards = engine.shard_count();
-    let total = || (0..shards).map(|s| engine.net_load(s).tx_packets).sum::<u64>();
-    let (t0, p0, c0) = (Instant::now(), total(), engine_cpu_seconds());
+    let tx = || (0..shards).map(|s| engine.net_load(s).tx_packets).sum::<u64>();
+    let rx = || (0..shards).map(|s| engine.net_load(s).rx_packets).sum::<u64>();
+    // (time, sent, received) every control step, for the controller.
+    let mut history = vec![(Instant::now(), pace.sent.load(Ordering::Relaxed), rx())];
+    let step = |history: &mut Vec<(Instant, u64, u64)>| {
+        std::thread::sleep(CONTROL_STEP);
+        history.push((Instant::now(), pace.sent.load(Ordering::Relaxed), rx()));
+        let Input::FollowEngine = input else { return };
+        let (t0, s0, r0) = history[history.len().saturating_sub(CONTROL_SPAN + 1)];
+        let (t1, s1, r1) = history[history.len() - 1];
+        let secs = (t1 - t0).as_secs_f64();
+        let (sent, received) = ((s1 - s0) as f64 / secs, (r1 - r0) as f64 / secs);
+        if received > 0.0 {
+            pace.set_rate(if received < 0.97 * sent { 1.05 * received } else { 1.1 * sent });
+        }
+    };
+    let warm_until = Instant::now() + cfg.warmup;
+    while Instant::now() < warm_until {
+        step(&mut history);
+    }
+    let (t0, p0, c0, sc0) = (Instant::now(), tx(), thread_cpu_seconds("shardsfu"), thread_cpu_seconds("bench-sender"));
+    let (s0, r0) = (pace.sent.load(Ordering::Relaxed), rx());
     let mut busy_samples = Vec::new();
     while t0.elapsed() < cfg.window {
-        std::thread::sleep(Duration::from_millis(100));
+        step(&mut history);
         busy_samples.push((0..shards).map(|s| f64::from(engine.net_load(s).busy_fraction)).sum::<f64>());
     }
-    let (t1, p1, c1) = (Instant::now(), total(), engine_cpu_seconds());
+    let (t1, p1, c1, sc1) = (Instant::now(), tx(), thread_cpu_seconds("shardsfu"), thread_cpu_seconds("bench-sender"));
+    let (s1, r1) = (pace.sent.load(Ordering::Relaxed), rx());
     stop.store(true, Ordering::Relaxed);
     let _ = thread.join();
     let busy = busy_samples.iter().sum::<f64>() / busy_samples.len().max(1) as f64;
     let secs = (t1 - t0).as_secs_f64();
-    Measure { pps: (p1 - p0) as f64 / secs, busy, cpu: (c1 - c0) / secs }
+    Measure {
+        pps: (p1 - p0) as f64 / secs,
+        busy,
+        cpu: (c1 - c0) / secs,
+        sender_cpu: (sc1 - sc0) / secs,
+        sent: (s1 - s0) as f64 / secs,
+        received: (r1 - r0) as f64 / secs,
+    }
 }
 
 fn run_case(
     case: &str,
     consumers: usize,
     n: usize,
-    rate_pps: Option<f64>,
+    input: Input,
     cfg: &Config,
     build: impl Fn(&Engine, &UdpSocket) -> Vec<(SocketAddr, u32)>,
 ) {
@@ -306,7 +381,7 @@ fn run_case(
         let engine = engine(shards);
         let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
         let targets = build(&engine, &sock);
-        results.push(measure(&engine, targets, sock, rate_pps, cfg));
+        results.push(measure(&engine, targets, sock, input, cfg));
         if std::env::var_os("SCALING_DEBUG").is_some() {
             eprintln!("{case} shards={shards}: {}", block_on(engine.dump()).expect("dump")["shards"]);
         }
@@ -330,6 +405,10 @@ fn run_case(
             "cpu_efficiency": round3(per_cpu(all) / per_cpu(one)),
             "busy_1": round3(one.busy),
             "busy_n": round3(all.busy),
+            "sender_cpu_1": round3(one.sender_cpu),
+            "sender_cpu_n": round3(all.sender_cpu),
+            "input_received_1": round3(one.received / one.sent.max(1.0)),
+            "input_received_n": round3(all.received / all.sent.max(1.0)),
             "sender_frame_packets": FRAME_PACKETS,
             "counted": "datagrams accepted by the kernel on send per second, all shards; efficiency = pps_n / (n x pps_1); cpu_efficiency = datagrams per engine CPU-second, n shards over 1 (see bench doc)",
         })
@@ -341,7 +420,7 @@ fn main() {
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let rooms = cfg.rooms;
     if rooms > 0 {
-        run_case("small_rooms", rooms * 4 * 3, n, None, &cfg, |engine, _| {
+        run_case("small_rooms", rooms * 4 * 3, n, Input::FollowEngine, &cfg, |engine, _| {
             (0..rooms).flat_map(|r| room(engine, 4, 10_000 + 10 * r as u32)).collect()
         });
     }
@@ -349,6 +428,6 @@ fn main() {
         let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
         // Enough input for every shard to forward ~2M datagrams/s, far beyond what one does.
         let rate = n as f64 * 2.0e6 / consumers as f64;
-        run_case("big_room", consumers, n, Some(rate), &cfg, |engine, _| big_room(engine, consumers, &sink));
+        run_case("big_room", consumers, n, Input::Fixed(rate), &cfg, |engine, _| big_room(engine, consumers, &sink));
     }
 }
