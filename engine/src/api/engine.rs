@@ -95,9 +95,34 @@ impl EngineInner {
         rx.await.map_err(|_| Error::invalid_state("engine closed"))?
     }
 
-    /// Send a command without waiting (close, pause from a sync context).
+    /// Send a command without waiting for its reply (close, pause from a sync context). It is
+    /// never dropped while the engine runs: on a full ring the caller waits (warned about once
+    /// a second), since a lost close would leave the object alive on its shard.
     pub(crate) fn tell(&self, shard: usize, cmd: Command) {
-        let _ = self.submit(shard, Envelope { cmd, reply: None });
+        let Some(handle) = self.shards.get(shard) else { return };
+        let mut env = Envelope { cmd, reply: None };
+        let mut waited_since = None;
+        loop {
+            match handle.submit(env) {
+                Ok(()) | Err(SubmitError::Stopped(_)) => return,
+                Err(SubmitError::Full(e)) => {
+                    env = e;
+                    let since = *waited_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= Duration::from_secs(1) {
+                        tracing::warn!(shard, "control ring full for 1 s; still waiting to queue a command");
+                        waited_since = Some(std::time::Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        }
+    }
+
+    /// Hand the shard data from the application (DirectTransport packets): waits a bounded
+    /// time on a full ring, then fails, so a stalled shard slows the sender, and what cannot be
+    /// queued is an error the caller sees, not a silent loss.
+    pub(crate) fn send_data(&self, shard: usize, cmd: Command) -> Result<()> {
+        self.submit(shard, Envelope { cmd, reply: None })
     }
 
     pub(crate) fn loads(&self) -> Vec<ShardLoadView> {

@@ -304,8 +304,7 @@ impl Producer {
         }
         self.inner
             .engine
-            .tell(self.inner.shard, Command::DirectRtp { producer: self.inner.oid, packet: rtp_packet.to_vec() });
-        Ok(())
+            .send_data(self.inner.shard, Command::DirectRtp { producer: self.inner.oid, packet: rtp_packet.to_vec() })
     }
 
     async fn snapshot(&self) -> Result<ProducerSnapshot> {

@@ -514,8 +514,7 @@ impl DirectTransport {
         }
         self.inner
             .engine
-            .tell(self.inner.shard, Command::DirectRtcp { transport: self.inner.oid, packet: packet.to_vec() });
-        Ok(())
+            .send_data(self.inner.shard, Command::DirectRtcp { transport: self.inner.oid, packet: packet.to_vec() })
     }
 
     /// `directTransport.on('rtcp')`: RTCP the engine sends towards this transport's remote.
