@@ -27,8 +27,10 @@ type PlacementRecord = (&'static str, String, Placement, Vec<ShardLoadView>);
 
 /// Placement decisions kept for `Engine::dump()`.
 const MAX_PLACEMENTS_LOGGED: usize = 64;
-/// How many times a full control ring is retried (with a short sleep) before giving up.
-const MAX_SUBMIT_RETRIES: u32 = 20_000;
+/// Retries of a full control ring (50 µs apart) in about a second.
+const SUBMIT_RETRIES_PER_SECOND: u32 = 20_000;
+/// How many times a bounded submit retries a full control ring before giving up (~1 s).
+const MAX_SUBMIT_RETRIES: u32 = SUBMIT_RETRIES_PER_SECOND;
 
 /// Engine start options.
 #[derive(Debug, Clone)]
@@ -73,56 +75,47 @@ impl EngineInner {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn submit(&self, shard: usize, mut env: Envelope) -> Result<()> {
+    /// Queue `env` on shard `shard`'s control ring. On a full ring it retries every 50 µs,
+    /// `retries` times at most (`None`: until queued, warning once a second).
+    fn submit(&self, shard: usize, mut env: Envelope, retries: Option<u32>) -> Result<()> {
         let handle = self.shards.get(shard).ok_or_else(|| Error::other(format!("no shard {shard}")))?;
-        for _ in 0..MAX_SUBMIT_RETRIES {
+        let mut tries = 0u32;
+        loop {
             match handle.submit(env) {
                 Ok(()) => return Ok(()),
-                Err(SubmitError::Full(e)) => {
-                    env = e;
-                    std::thread::sleep(Duration::from_micros(50));
-                }
                 Err(SubmitError::Stopped(_)) => return Err(Error::invalid_state("engine closed")),
+                Err(SubmitError::Full(e)) => env = e,
             }
+            tries += 1;
+            if retries.is_some_and(|max| tries > max) {
+                return Err(Error::other(format!("control ring of shard {shard} stays full")));
+            }
+            if tries.is_multiple_of(SUBMIT_RETRIES_PER_SECOND) {
+                tracing::warn!(shard, "control ring full for 1 s; still waiting to queue a command");
+            }
+            std::thread::sleep(Duration::from_micros(50));
         }
-        Err(Error::other(format!("control ring of shard {shard} stays full")))
     }
 
     /// Send a command and wait for its reply.
     pub(crate) async fn request(&self, shard: usize, cmd: Command) -> Result<Response> {
         let (tx, rx) = oneshot::channel();
-        self.submit(shard, Envelope { cmd, reply: Some(tx) })?;
+        self.submit(shard, Envelope { cmd, reply: Some(tx) }, Some(MAX_SUBMIT_RETRIES))?;
         rx.await.map_err(|_| Error::invalid_state("engine closed"))?
     }
 
     /// Send a command without waiting for its reply (close, pause from a sync context). It is
-    /// never dropped while the engine runs: on a full ring the caller waits (warned about once
-    /// a second), since a lost close would leave the object alive on its shard.
+    /// never dropped while the engine runs: on a full ring the caller waits, since a lost close
+    /// would leave the object alive on its shard.
     pub(crate) fn tell(&self, shard: usize, cmd: Command) {
-        let Some(handle) = self.shards.get(shard) else { return };
-        let mut env = Envelope { cmd, reply: None };
-        let mut waited_since = None;
-        loop {
-            match handle.submit(env) {
-                Ok(()) | Err(SubmitError::Stopped(_)) => return,
-                Err(SubmitError::Full(e)) => {
-                    env = e;
-                    let since = *waited_since.get_or_insert_with(std::time::Instant::now);
-                    if since.elapsed() >= Duration::from_secs(1) {
-                        tracing::warn!(shard, "control ring full for 1 s; still waiting to queue a command");
-                        waited_since = Some(std::time::Instant::now());
-                    }
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            }
-        }
+        let _ = self.submit(shard, Envelope { cmd, reply: None }, None);
     }
 
     /// Hand the shard data from the application (DirectTransport packets): waits a bounded
     /// time on a full ring, then fails, so a stalled shard slows the sender, and what cannot be
     /// queued is an error the caller sees, not a silent loss.
     pub(crate) fn send_data(&self, shard: usize, cmd: Command) -> Result<()> {
-        self.submit(shard, Envelope { cmd, reply: None })
+        self.submit(shard, Envelope { cmd, reply: None }, Some(MAX_SUBMIT_RETRIES))
     }
 
     pub(crate) fn loads(&self) -> Vec<ShardLoadView> {
