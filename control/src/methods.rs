@@ -250,6 +250,7 @@ fn producer_json(p: &Producer) -> Value {
         "type": p.r#type(),
         "rtpParameters": p.rtp_parameters(),
         "paused": p.paused(),
+        "score": p.score(),
     })
 }
 
@@ -262,7 +263,7 @@ fn consumer_json(c: &Consumer, priority: u8) -> Value {
         "rtpParameters": c.rtp_parameters(),
         "paused": c.paused(),
         "producerPaused": c.producer_paused(),
-        "score": { "score": 10, "producerScore": 10, "producerScores": [10] },
+        "score": c.score(),
         "preferredLayers": null,
         "priority": priority,
     })

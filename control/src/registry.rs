@@ -310,6 +310,10 @@ impl Registry {
                 s.notify("producer.resume", ps.clone())
             }
         });
+        let (s, pid, rid) = (sink.clone(), id.clone(), router_id.to_owned());
+        p.on_score(move |score| {
+            s.notify("producer.score", json!({ "producerId": pid, "routerId": rid, "score": score }))
+        });
         let (weak, pid, rid) = (Arc::downgrade(self), id.clone(), router_id.to_owned());
         p.on_close(move || {
             forget(&weak, |o| {
@@ -346,6 +350,8 @@ impl Registry {
                 _ => c.on_producer_resume(f),
             };
         }
+        let (s, cid) = (sink.clone(), id.clone());
+        c.on_score(move |score| s.notify("consumer.score", json!({ "consumerId": cid, "score": score })));
         let (s, cid) = (sink.clone(), id.clone());
         c.on_rtp(move |packet| {
             s.notify_media("consumer.rtp", json!({ "consumerId": cid, "packet": crate::b64::encode(packet) }))

@@ -39,6 +39,11 @@ fn pipe_and_forward(shards: usize) {
         assert!(p.ends_with(&body));
     }
 
+    // Scores cross the pipe: the pipe producer has its source's, and tells its consumers.
+    let pipe_score = || piped.pipe_producer.score().first().map(|s| s.score);
+    assert!(wait_for(Duration::from_secs(4), || pipe_score() == Some(10)), "{:?}", piped.pipe_producer.score());
+    assert!(wait_for(Duration::from_secs(3), || c.score().producer_score == 10), "{:?}", c.score());
+
     // Pausing the source pauses the pipe producer: its consumers hear producerpause.
     let paused = Arc::new(AtomicUsize::new(0));
     let n = paused.clone();

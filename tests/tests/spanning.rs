@@ -146,6 +146,36 @@ fn pause_resume_and_key_frames_cross_shards() {
 }
 
 #[test]
+fn producer_score_reaches_consumers_on_the_other_shard() {
+    let engine = spread_engine();
+    let worker = worker(&engine);
+    let router = router(&worker);
+    let (ingest, sender) = ingest(&router);
+    let producer = produce_vp8(&ingest, 1111, None);
+    let (t, c, _sock) = consumer_on_other_shard(&router, &producer, ingest.shard());
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let e = told.clone();
+    c.on_score(move |s| e.lock().unwrap().push(s.producer_score));
+
+    // Media flows: the origin scores it 10, the mirror on the other shard learns it.
+    let mut seq = 0u16;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while c.score().producer_score != 10 && std::time::Instant::now() < deadline {
+        seq += 1;
+        sender.send(&rtp(96, seq, 3000 * u32::from(seq), 1111, seq == 1, b"scored")).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(c.score().producer_scores, vec![10], "consumer on shard {}", t.shard());
+    assert_eq!(producer.score()[0].score, 10);
+
+    // The sender stops: 0 on the origin, then on the consumer across the shards.
+    assert!(wait_for(Duration::from_secs(5), || c.score().producer_score == 0), "{:?}", c.score());
+    assert_eq!(producer.score()[0].score, 0);
+    assert_eq!(told.lock().unwrap().last(), Some(&0), "told as a score event");
+    engine.close();
+}
+
+#[test]
 fn one_producer_to_a_thousand_consumers_over_two_shards() {
     let engine = spread_engine();
     let worker = worker(&engine);

@@ -277,6 +277,43 @@ describe('media', () => {
 		}
 	});
 
+	test("score events: the producer's and the consumer's follow the media", async () => {
+		const sender = await bindUdp();
+		try {
+			const sendTransport = await router.createPlainTransport({ listenInfo: loopback, comedia: true });
+			const recvTransport = await router.createPlainTransport({ listenInfo: loopback });
+			const ssrc = 8201;
+			const producer = await sendTransport.produce({ kind: 'audio', rtpParameters: opusRtpParameters(ssrc, 100) });
+			assert.deepEqual(producer.score, [], 'no media yet');
+			const consumer = await recvTransport.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities });
+			assert.equal(consumer.score.score, 10);
+			const producerScore = nextEvent(producer, 'score');
+			const consumerScores = [];
+			consumer.on('score', (s) => consumerScores.push(s));
+			let seq = 0;
+			const timer = setInterval(() => {
+				seq++;
+				const packet = rtpPacket({ payloadType: 100, seq, timestamp: 960 * seq, ssrc, payload: Buffer.from('opus') });
+				sender.send(packet, sendTransport.tuple.localPort, '127.0.0.1');
+			}, 10);
+			try {
+				const [scores] = await producerScore;
+				assert.deepEqual(scores, [{ encodingIdx: 0, ssrc, score: 10 }]);
+				assert.deepEqual(producer.score, scores);
+				const deadline = Date.now() + 3000;
+				while (consumer.score.producerScore !== 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+				assert.deepEqual(consumer.score, { score: 10, producerScore: 10, producerScores: [10] });
+				assert.deepEqual(consumerScores.at(-1), consumer.score, 'told by a score event');
+			} finally {
+				clearInterval(timer);
+			}
+			sendTransport.close();
+			recvTransport.close();
+		} finally {
+			sender.close();
+		}
+	});
+
 	test('DirectTransport: producer.send in, consumer rtp event out', async () => {
 		const directIn = await router.createDirectTransport();
 		const directOut = await router.createDirectTransport();

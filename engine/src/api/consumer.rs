@@ -11,7 +11,7 @@ use super::dispatch::{EventArg, HandlerId, ObjectShared};
 use super::engine::EngineInner;
 use super::producer::{now_ms, ssrc_from, ProducerEntry, ProducerType};
 use super::transport::Transport;
-use crate::core::{ConsumerSnapshot, ConsumerSpec, MirrorOf, ObjectId, Snapshot};
+use crate::core::{ConsumerScore, ConsumerSnapshot, ConsumerSpec, MirrorOf, ObjectId, Snapshot};
 use crate::error::{Error, Result};
 use crate::ortc;
 use crate::rtp_parameters::{MediaKind, RtpCapabilities, RtpParameters};
@@ -157,6 +157,8 @@ impl Consumer {
         let id = uuid.to_string();
         let shared = ObjectShared::new(oid, id.clone(), options.paused);
         shared.producer_paused.store(producer.shared.paused.load(Ordering::Acquire), Ordering::Release);
+        *shared.consumer_score.lock().expect("score lock") =
+            ConsumerScore::starting(&producer.shared.producer_score.lock().expect("score lock"));
         // Registered before the command so that no event of the new consumer is missed.
         engine.registry.insert(&shared);
         match engine
@@ -291,7 +293,7 @@ impl Consumer {
             "packetCount": c.packets,
             "byteCount": c.bytes,
             "roundTripTime": c.rtt_ms,
-            "score": 10,
+            "score": c.score,
         }]))
     }
 
@@ -301,6 +303,24 @@ impl Consumer {
         }
         self.inner.engine.registry.remove(self.inner.oid);
         self.inner.engine.tell(self.inner.shard, Command::CloseConsumer { id: self.inner.oid });
+    }
+
+    /// mediasoup's `consumer.score`: its own score (from its receiver's reports) and its
+    /// producer's, as the last `score` event told them.
+    pub fn score(&self) -> crate::core::ConsumerScore {
+        self.inner.shared.consumer_score.lock().expect("score lock").clone()
+    }
+
+    /// `consumer.on('score')`: its score or its producer's changed.
+    pub fn on_score(&self, f: impl Fn(&crate::core::ConsumerScore) + Send + Sync + 'static) -> HandlerId {
+        self.inner.shared.on(
+            "score",
+            Box::new(move |arg: &EventArg<'_>| {
+                if let EventArg::ConsumerScore(s) = arg {
+                    f(s)
+                }
+            }),
+        )
     }
 
     /// `consumer.on('transportclose')`.

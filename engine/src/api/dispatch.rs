@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 
-use crate::core::{Event, ObjectId};
+use crate::core::{ConsumerScore, Event, ObjectId, ProducerStreamScore};
 use crate::webrtc::cert::DtlsState;
 use crate::webrtc::ice::{IceState, IceTuple};
 
@@ -23,6 +23,8 @@ pub enum EventArg<'e> {
     IceState(IceState),
     IceTuple(IceTuple),
     DtlsState(DtlsState),
+    ProducerScore(&'e [ProducerStreamScore]),
+    ConsumerScore(&'e ConsumerScore),
 }
 
 /// A WebRtcTransport's ICE and DTLS state as its events last told it.
@@ -52,6 +54,10 @@ pub(crate) struct ObjectShared {
     /// Remote RTP and RTCP addresses learned by a comedia transport.
     pub remote: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
     pub webrtc: Mutex<WebRtcLive>,
+    /// A producer's `score`, as its last `score` event told it.
+    pub producer_score: Mutex<Vec<ProducerStreamScore>>,
+    /// A consumer's `score`, as its last `score` event told it.
+    pub consumer_score: Mutex<ConsumerScore>,
     handlers: Mutex<Vec<(HandlerId, &'static str, SharedHandler)>>,
 }
 
@@ -65,6 +71,8 @@ impl ObjectShared {
             producer_paused: AtomicBool::new(false),
             remote: Mutex::new((None, None)),
             webrtc: Mutex::new(WebRtcLive::default()),
+            producer_score: Mutex::new(Vec::new()),
+            consumer_score: Mutex::new(ConsumerScore::default()),
             handlers: Mutex::new(Vec::new()),
         })
     }
@@ -219,6 +227,18 @@ fn deliver(registry: &Registry, ev: Event) {
             if let Some(obj) = registry.get(consumer) {
                 obj.producer_paused.store(false, Ordering::Release);
                 obj.emit("producerresume", &EventArg::None);
+            }
+        }
+        Event::ProducerScore { producer, scores } => {
+            if let Some(obj) = registry.get(producer) {
+                obj.producer_score.lock().expect("score lock").clone_from(&scores);
+                obj.emit("score", &EventArg::ProducerScore(&scores));
+            }
+        }
+        Event::ConsumerScore { consumer, score } => {
+            if let Some(obj) = registry.get(consumer) {
+                obj.consumer_score.lock().expect("score lock").clone_from(&score);
+                obj.emit("score", &EventArg::ConsumerScore(&score));
             }
         }
         Event::Tuple { transport, local, remote } => {

@@ -352,7 +352,7 @@ impl Producer {
                         "packetsRepaired": s.packets_repaired,
                         "packetCount": s.packets_received,
                         "jitter": s.jitter,
-                        "score": 10,
+                        "score": s.score,
                     })
                 })
                 .collect(),
@@ -367,6 +367,24 @@ impl Producer {
         self.inner.engine.producers.lock().expect("producers lock").remove(&(self.inner.router, self.inner.id.clone()));
         self.inner.engine.registry.remove(self.inner.oid);
         self.inner.engine.tell(self.inner.shard, Command::CloseProducer { id: self.inner.oid });
+    }
+
+    /// mediasoup's `producer.score`: the score (0 to 10) of each stream that has an SSRC, as the
+    /// last `score` event told it (empty before media arrived).
+    pub fn score(&self) -> Vec<crate::core::ProducerStreamScore> {
+        self.inner.shared.producer_score.lock().expect("score lock").clone()
+    }
+
+    /// `producer.on('score')`: a stream's score changed (scored once per RTCP interval).
+    pub fn on_score(&self, f: impl Fn(&[crate::core::ProducerStreamScore]) + Send + Sync + 'static) -> HandlerId {
+        self.inner.shared.on(
+            "score",
+            Box::new(move |arg: &EventArg<'_>| {
+                if let EventArg::ProducerScore(s) = arg {
+                    f(s)
+                }
+            }),
+        )
     }
 
     /// `producer.on('transportclose')`.

@@ -13,7 +13,7 @@ use super::table::FastMap;
 use super::{CloseReason, Event, ObjectId, ObjectKind, Shard, RTCP_INTERVAL};
 use crate::error::{Error, Result};
 use crate::ortc::RtpMapping;
-use crate::rtp::{NackGenerator, ReceiveStats, RetransmissionBuffer, SendStats, SeqManager};
+use crate::rtp::{NackGenerator, ReceiveStats, RetransmissionBuffer, Score, SendStats, SeqManager, MAX_SCORE};
 
 /// Packets kept per producer stream for retransmission (about 2 s of 2.5 Mbit/s video).
 pub const RETRANSMISSION_SLOTS: usize = 512;
@@ -299,6 +299,9 @@ impl Shard {
                     buffer: use_nack
                         .then(|| RetransmissionBuffer::new(now, RETRANSMISSION_SLOTS, RETRANSMISSION_MAX_AGE)),
                     packets_repaired: 0,
+                    // No media yet: 0 until a sample sees packets arrive.
+                    score: Score::new(0),
+                    scoring: StreamScoring::default(),
                 }
             })
             .collect::<Vec<_>>();
@@ -432,6 +435,8 @@ impl Shard {
             firs_in: 0,
             fraction_lost: 0,
             rtt_ms: 0.0,
+            score: Score::new(MAX_SCORE),
+            last_report: None,
         });
         let t = self.transports.get_mut(tkey).expect("key from ids");
         t.consumers.push(ckey);

@@ -53,6 +53,7 @@ pub struct StreamSnapshot {
     pub packets_lost: i64,
     pub jitter: u32,
     pub packets_repaired: u64,
+    pub score: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +79,7 @@ pub struct ConsumerSnapshot {
     pub firs_in: u64,
     pub fraction_lost: u8,
     pub rtt_ms: f32,
+    pub score: u8,
 }
 
 // Control-plane only (dump/getStats), one at a time: boxing the transport variant buys nothing.
@@ -176,6 +178,7 @@ impl Shard {
                             packets_lost: s.recv.lost(),
                             jitter: s.recv.jitter(),
                             packets_repaired: s.packets_repaired,
+                            score: s.score.get(),
                         })
                         .collect(),
                     packets: p.packets,
@@ -198,6 +201,7 @@ impl Shard {
                     firs_in: c.firs_in,
                     fraction_lost: c.fraction_lost,
                     rtt_ms: c.rtt_ms,
+                    score: c.score.get(),
                 })
             }
         })

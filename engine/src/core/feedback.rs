@@ -92,6 +92,7 @@ impl Shard {
         if let Some(rtt) = rtt_from_report(ntp, rb) {
             c.rtt_ms = rtt.as_secs_f32() * 1000.0;
         }
+        self.score_consumer(ckey, rb);
     }
 
     fn on_key_frame_request(&mut self, now: Instant, tkey: u32, media_ssrc: u32, fir: bool) {
@@ -289,6 +290,7 @@ impl Shard {
         for tkey in 0..self.transports.key_bound() {
             let due = self.transports.get(tkey).is_some_and(|t| t.next_rtcp <= now);
             if due {
+                self.score_producers(now, tkey);
                 self.send_reports(now, tkey, out);
             }
         }

@@ -522,6 +522,14 @@ impl Fuzz {
                 Event::ProducerPaused { consumer } | Event::ProducerResumed { consumer } => {
                     assert!(self.slots.iter().any(|s| s.id == Some(consumer)), "event for a live consumer");
                 }
+                Event::ProducerScore { producer, scores } => {
+                    assert_eq!(producer, PRODUCER);
+                    assert!(scores.iter().all(|s| s.score <= 10 && s.ssrc == PRODUCER_SSRC), "{scores:?}");
+                }
+                Event::ConsumerScore { score, .. } => {
+                    assert!(score.score <= 10 && score.producer_score <= 10, "{score:?}");
+                    assert!(score.producer_scores.iter().all(|&s| s <= 10), "{score:?}");
+                }
                 other => panic!("unexpected event {other:?}"),
             }
         }

@@ -18,6 +18,7 @@ pub mod fuzz;
 pub mod fuzz_webrtc;
 pub mod keyframe;
 mod objects;
+mod scores;
 mod span;
 mod table;
 mod webrtc;
@@ -37,6 +38,9 @@ pub use dump::{
     WebRtcSnapshot,
 };
 pub use objects::MirrorOf;
+pub use scores::{
+    CarriedScores, ConsumerScore, ProducerStreamScore, INACTIVE_AUDIO, INACTIVE_VIDEO, MAX_CARRIED_SCORES,
+};
 pub use span::{ShardCommand, MIRROR_IDLE, RECORD_HEAD_BYTES};
 pub use table::{FastMap, IntHasher, Slab};
 pub use webrtc::{stun_local_ufrag, IceSocketSpec, WebRtcSpec, MAX_WEBRTC_SOCKETS, SRTP_PROFILES};
@@ -124,6 +128,11 @@ pub enum Event {
     ProducerPaused { consumer: ObjectId },
     /// mediasoup's `consumer.on('producerresume')`.
     ProducerResumed { consumer: ObjectId },
+    /// mediasoup's `producer.on('score')`: the scores of its streams that have an SSRC.
+    ProducerScore { producer: ObjectId, scores: Vec<ProducerStreamScore> },
+    /// mediasoup's `consumer.on('score')` (also sent once when the consumer is created, with its
+    /// producer's scores then).
+    ConsumerScore { consumer: ObjectId, score: ConsumerScore },
     /// A comedia PlainTransport learned its remote RTP tuple.
     Tuple { transport: ObjectId, local: SocketAddr, remote: SocketAddr },
     /// A comedia PlainTransport without rtcpMux learned its remote RTCP tuple.

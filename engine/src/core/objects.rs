@@ -9,7 +9,7 @@ use shardsfu_net::SocketId;
 use super::keyframe::KeyFrameCodec;
 use super::table::FastMap;
 use super::ObjectId;
-use crate::rtp::{NackGenerator, ReceiveStats, RetransmissionBuffer, SendStats, SeqManager};
+use crate::rtp::{NackGenerator, ReceiveStats, RetransmissionBuffer, Score, SendStats, SeqManager};
 use crate::rtp_parameters::MediaKind;
 
 /// Codecs per producer we look through on each packet (linear scan; they are few).
@@ -169,6 +169,21 @@ pub struct ProducerStream {
     pub nack: Option<NackGenerator>,
     pub buffer: Option<RetransmissionBuffer>,
     pub packets_repaired: u64,
+    /// mediasoup's stream score: sampled on the origin shard (see `scores.rs`), set from the
+    /// origin's on a mirror.
+    pub score: Score,
+    pub scoring: StreamScoring,
+}
+
+/// What the last score sample of a received stream saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamScoring {
+    pub expected: u64,
+    pub received: u64,
+    /// Packets arrived since the stream last went quiet (a quiet stream scores 0).
+    pub active: bool,
+    /// The last sample that saw packets arrive.
+    pub last_progress: Option<Instant>,
 }
 
 /// How long a sent key frame request waits for its key frame before it is sent once more
@@ -318,6 +333,10 @@ pub struct ConsumerState {
     pub firs_in: u64,
     pub fraction_lost: u8,
     pub rtt_ms: f32,
+    /// Its own score, from its receiver's reports.
+    pub score: Score,
+    /// Extended highest sequence number and cumulative loss of the last report block.
+    pub last_report: Option<(u32, i32)>,
 }
 
 impl ConsumerState {

@@ -34,6 +34,9 @@ pub enum ShardCommand {
     MirrorPaused { mirror: ObjectId, paused: bool },
     /// From the origin to a mirror's shard: the source closed.
     MirrorClosed { mirror: ObjectId },
+    /// From the origin to a mirror's shard: the source's stream scores changed (or, for a new
+    /// mirror, what they are).
+    MirrorScore { mirror: ObjectId, scores: super::CarriedScores },
     /// From a pipe producer's shard to its origin: the pipe producer closed, close its pipe
     /// consumer too (mediasoup links the two the same way).
     PipeClosed { consumer: ObjectId },
@@ -136,6 +139,9 @@ impl Shard {
         // Video starts at a key frame on the far side too.
         let (pkey, paused) = (c.producer, !c.active());
         self.shard_out.push_back((shard, ShardCommand::MirrorPaused { mirror, paused }));
+        if let Some(scores) = self.carried_scores(pkey) {
+            self.shard_out.push_back((shard, ShardCommand::MirrorScore { mirror, scores }));
+        }
         self.request_key_frame_for(now, pkey);
         Ok(())
     }
@@ -151,6 +157,9 @@ impl Shard {
             p.subscribers.push((shard, mirror));
         }
         self.shard_out.push_back((shard, ShardCommand::MirrorPaused { mirror, paused: p.paused }));
+        if let Some(scores) = self.carried_scores(pkey) {
+            self.shard_out.push_back((shard, ShardCommand::MirrorScore { mirror, scores }));
+        }
         Ok(())
     }
 
@@ -176,6 +185,11 @@ impl Shard {
             }
             ShardCommand::MirrorPaused { mirror, paused } => {
                 let _ = if paused { self.pause_producer(mirror) } else { self.resume_producer(now, mirror) };
+            }
+            ShardCommand::MirrorScore { mirror, scores } => {
+                if let Some(pkey) = self.key(mirror, ObjectKind::Producer) {
+                    self.set_mirror_scores(pkey, &scores);
+                }
             }
             ShardCommand::MirrorClosed { mirror } => {
                 if let Some(pkey) = self.key(mirror, ObjectKind::Producer) {

@@ -9,6 +9,7 @@ pub mod packet;
 pub mod retransmission;
 pub mod rtcp;
 pub mod rtcp_build;
+pub mod score;
 pub mod seq;
 pub mod stats;
 pub mod writer;
@@ -21,6 +22,7 @@ pub use rtcp::{
     Ssrcs,
 };
 pub use rtcp_build::{write_bye, write_fir, write_nack, write_pli, write_remb, write_rr, write_sdes_cname, write_sr};
+pub use score::{interval_score, Score, MAX_SCORE, SCORE_HISTORY};
 pub use seq::{SeqManager, TsOffset, MAX_SEQ_CHANGES, MAX_SEQ_REORDER};
 pub use stats::{rtt_from_report, NtpTime, ReceiveStats, SendStats};
 pub use writer::{
