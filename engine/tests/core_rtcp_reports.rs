@@ -181,3 +181,41 @@ fn reports_repeat_every_interval() {
     }
     assert_eq!(sr_times, vec![interval_ms(), 2 * interval_ms(), 3 * interval_ms()]);
 }
+
+/// The REMBs (bitrate, SSRCs) sent to the producer's endpoint in `out`.
+fn rembs_to_producer(sfu: &Sfu, out: &[Datagram]) -> Vec<(u64, Vec<u32>)> {
+    let mut found = Vec::new();
+    for d in out.iter().filter(|d| d.dest == sfu.producer_remote && d.is_rtcp()) {
+        shardsfu_engine::rtp::parse_compound(&d.bytes, |item| {
+            if let shardsfu_engine::rtp::RtcpItem::Remb { bitrate_bps, ssrcs, .. } = item {
+                found.push((bitrate_bps, ssrcs.collect()));
+            }
+        })
+        .expect("valid RTCP");
+    }
+    found
+}
+
+#[test]
+fn max_incoming_bitrate_is_sent_as_remb_with_each_report() {
+    let mut sfu = Sfu::new(Options { consumers: 1, ..Options::default() });
+    sfu.send_media(1, true);
+    sfu.advance(interval_ms());
+    let out = sfu.take();
+    assert!(rembs_to_producer(&sfu, &out).is_empty(), "no limit, no REMB");
+
+    sfu.shard.set_max_incoming_bitrate(PRODUCER_TRANSPORT, 300_000).unwrap();
+    for _ in 0..2 {
+        sfu.advance(interval_ms());
+        let out = sfu.take();
+        assert_eq!(rembs_to_producer(&sfu, &out), vec![(300_000, vec![PRODUCER_SSRC])]);
+    }
+    // 0 lifts it.
+    sfu.shard.set_max_incoming_bitrate(PRODUCER_TRANSPORT, 0).unwrap();
+    sfu.advance(interval_ms());
+    let out = sfu.take();
+    assert!(rembs_to_producer(&sfu, &out).is_empty());
+    // An unknown transport is refused.
+    let err = sfu.shard.set_max_incoming_bitrate(999, 1).unwrap_err();
+    assert_eq!(err.kind(), shardsfu_engine::ErrorKind::InvalidStateError);
+}

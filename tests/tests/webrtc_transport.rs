@@ -280,3 +280,29 @@ fn the_worker_certificate_comes_from_its_settings_files() {
     assert!(block_on(engine.create_worker(missing)).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn max_incoming_bitrate_reaches_the_sender_as_a_remb() {
+    let engine = engine(1);
+    let worker = worker(&engine);
+    let router = router(&worker);
+    let publisher = transport(&router, WebRtcTransportOptions::new(vec![listen(Protocol::Udp)]));
+    let mut pp = WirePeer::connect(&publisher, Protocol::Udp);
+    bring_up(&publisher, &mut pp, DtlsSide::Client);
+    let _producer =
+        block_on(publisher.produce(ProducerOptions::new(MediaKind::Video, vp8_params(1111, None)))).unwrap();
+    pp.send_rtp(&vp8(1, 1111, true, b"first"));
+    publisher.set_max_incoming_bitrate(250_000).unwrap();
+    // It comes with the next RTCP report (within a second), SRTCP-protected like all RTCP.
+    let remb = pp.recv_rtcp_until(|rtcp| {
+        let mut found = false;
+        let _ = shardsfu_engine::rtp::rtcp::parse_compound(rtcp, |item| {
+            if let shardsfu_engine::rtp::RtcpItem::Remb { bitrate_bps, ssrcs, .. } = item {
+                found |= bitrate_bps == 250_000 && ssrcs.collect::<Vec<_>>() == [1111];
+            }
+        });
+        found
+    });
+    assert!(remb.is_some(), "the publisher got a REMB of 250 kbit/s for its stream");
+    engine.close();
+}

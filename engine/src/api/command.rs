@@ -97,6 +97,10 @@ pub(crate) enum Command {
         role: Option<DtlsRole>,
         fingerprints: Vec<DtlsFingerprint>,
     },
+    SetMaxIncomingBitrate {
+        id: ObjectId,
+        bps: u32,
+    },
     RestartIce {
         id: ObjectId,
         ufrag: String,
@@ -418,6 +422,9 @@ impl ShardAdapter {
             Command::ConnectWebRtcTransport { id, role, fingerprints } => {
                 let mut sink = Staging { io, buf: &mut self.staging };
                 shard.connect_webrtc_transport(now, id, role, fingerprints, &mut sink).map(Response::DtlsRole)
+            }
+            Command::SetMaxIncomingBitrate { id, bps } => {
+                shard.set_max_incoming_bitrate(id, bps).map(|_| Response::Unit)
             }
             Command::RestartIce { id, ufrag, password } => {
                 shard.restart_ice(now, id, ufrag, password).map(|_| Response::Unit)

@@ -530,15 +530,19 @@ impl WebRtcTransport {
         Ok(params)
     }
 
-    /// mediasoup's `setMaxIncomingBitrate(bps)`. Recorded (in `dump()`); this engine does no
-    /// bandwidth estimation yet, so it does not act on it.
+    /// mediasoup's `setMaxIncomingBitrate(bps)` (0: no limit). With each RTCP report the
+    /// endpoint sending to this transport gets a REMB of `bps` for its streams, which browsers
+    /// take as a cap on their send rate. (This engine estimates no bandwidth of its own: the
+    /// REMB is the limit, not the minimum of the limit and an estimate as in mediasoup.)
     pub fn set_max_incoming_bitrate(&self, bitrate: u32) -> Result<()> {
         self.check_open()?;
         self.data().bitrates.lock().expect("bitrates lock").0 = bitrate;
+        self.inner.engine.tell(self.inner.shard, Command::SetMaxIncomingBitrate { id: self.inner.oid, bps: bitrate });
         Ok(())
     }
 
-    /// mediasoup's `setMaxOutgoingBitrate(bps)` (recorded; see `set_max_incoming_bitrate`).
+    /// mediasoup's `setMaxOutgoingBitrate(bps)`: recorded (in `dump()`). Without bandwidth
+    /// estimation this engine has no outgoing rate of its own to bound.
     pub fn set_max_outgoing_bitrate(&self, bitrate: u32) -> Result<()> {
         self.check_open()?;
         let mut b = self.data().bitrates.lock().expect("bitrates lock");
@@ -549,7 +553,7 @@ impl WebRtcTransport {
         Ok(())
     }
 
-    /// mediasoup's `setMinOutgoingBitrate(bps)` (recorded; see `set_max_incoming_bitrate`).
+    /// mediasoup's `setMinOutgoingBitrate(bps)`: recorded, as `set_max_outgoing_bitrate`.
     pub fn set_min_outgoing_bitrate(&self, bitrate: u32) -> Result<()> {
         self.check_open()?;
         let mut b = self.data().bitrates.lock().expect("bitrates lock");

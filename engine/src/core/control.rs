@@ -132,6 +132,7 @@ impl Shard {
             rtcp_ssrc: (id as u32).wrapping_mul(2_654_435_761) | 1,
             next_rtcp: now + RTCP_INTERVAL,
             traffic: TrafficCounters::default(),
+            max_incoming_bitrate: 0,
         });
         for (s, rtcp) in sockets {
             self.sockets.insert(s, super::webrtc::SocketRoute::Plain { transport: key, rtcp });
@@ -567,6 +568,17 @@ impl Shard {
         if let Some(reason) = reason {
             self.events.push_back(Event::Closed { object: id, reason });
         }
+        Ok(())
+    }
+
+    /// mediasoup's `transport.setMaxIncomingBitrate(bps)` (0 removes the limit): from the next
+    /// RTCP report on, the endpoints sending to this transport get a REMB of `bps` for their
+    /// streams, which browsers take as a cap on their send rate.
+    pub fn set_max_incoming_bitrate(&mut self, id: ObjectId, bps: u32) -> Result<()> {
+        let tkey = self
+            .key(id, ObjectKind::Transport)
+            .ok_or_else(|| Error::invalid_state(format!("transport {id} not found or closed")))?;
+        self.transports.get_mut(tkey).expect("key from ids").max_incoming_bitrate = bps;
         Ok(())
     }
 

@@ -13,6 +13,8 @@ use crate::rtp::rtcp::{self, RtcpItem};
 use crate::rtp::{rtt_from_report, write_header, write_rtx_header, HeaderFields, NtpTime, DEFAULT_RTT};
 use crate::rtp_parameters::MediaKind;
 
+/// SSRCs one REMB names at most (a transport's producers rarely have more streams).
+const MAX_REMB_SSRCS: usize = 64;
 /// NACK sequence numbers produced per stream per poll.
 const MAX_NACKS_PER_POLL: usize = 64;
 
@@ -335,6 +337,26 @@ impl Shard {
         if n_blocks > 0 {
             if let Ok(n) = rtcp::write_rr(&mut scratch[..], t.rtcp_ssrc, &blocks[..n_blocks]) {
                 emit(target, t, &scratch[..n], events, out);
+            }
+        }
+        if t.max_incoming_bitrate > 0 {
+            // The cap covers every media stream the endpoint sends us.
+            let mut ssrcs = [0u32; MAX_REMB_SSRCS];
+            let mut n_ssrcs = 0;
+            for &pkey in &t.producers {
+                let Some(p) = producers.get(pkey) else { continue };
+                for ssrc in p.streams.iter().filter_map(|s| s.ssrc) {
+                    if n_ssrcs < MAX_REMB_SSRCS {
+                        ssrcs[n_ssrcs] = ssrc;
+                        n_ssrcs += 1;
+                    }
+                }
+            }
+            if n_ssrcs > 0 {
+                let bitrate = u64::from(t.max_incoming_bitrate);
+                if let Ok(n) = rtcp::write_remb(&mut scratch[..], t.rtcp_ssrc, bitrate, &ssrcs[..n_ssrcs]) {
+                    emit(target, t, &scratch[..n], events, out);
+                }
             }
         }
     }

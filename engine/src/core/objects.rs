@@ -116,6 +116,9 @@ pub struct TransportState {
     pub rtcp_ssrc: u32,
     pub next_rtcp: Instant,
     pub traffic: TrafficCounters,
+    /// mediasoup's `setMaxIncomingBitrate` (bps, 0 = none): sent to the producers' endpoints as
+    /// a REMB with each RTCP report.
+    pub max_incoming_bitrate: u32,
 }
 
 impl TransportState {
