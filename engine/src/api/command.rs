@@ -218,8 +218,75 @@ pub(crate) struct ShardAdapter {
     /// Where sends from the control path are assembled (their bodies cannot be borrowed).
     staging: Box<[u8; SCRATCH_BYTES]>,
     port_cursor: u32,
-    /// Shard-to-shard control messages waiting for room in a full ring (never dropped).
-    backlog: VecDeque<(usize, ShardCommand)>,
+    /// Control messages on their way to other shards.
+    outbox: Outbox,
+}
+
+/// Lossy shard-to-shard messages (key frame requests, scores) that may wait for one target.
+pub(crate) const MAX_LOSSY_BACKLOG: usize = 1024;
+
+/// Shard-to-shard control messages on their way to other shards' rings. A message goes at once
+/// when nothing waits for its target; otherwise it waits behind the others for that target (in
+/// order; a full ring holds up only its own shard's messages). State messages (pause, close, ...)
+/// are never dropped; lossy ones are, past `MAX_LOSSY_BACKLOG` waiting for one target.
+pub(crate) struct Outbox {
+    waiting: Vec<Waiting>,
+    /// Targets with messages waiting.
+    backlogged: usize,
+}
+
+#[derive(Default)]
+struct Waiting {
+    queue: VecDeque<ShardCommand>,
+    /// How many of them are lossy.
+    lossy: usize,
+}
+
+impl Outbox {
+    pub fn new(shards: usize) -> Self {
+        Outbox { waiting: (0..shards).map(|_| Waiting::default()).collect(), backlogged: 0 }
+    }
+
+    /// Sends `cmd` to shard `to` with `send` (false: its ring is full), or queues it. False when
+    /// it was dropped (lossy, and too many wait for `to`).
+    pub fn send(&mut self, to: usize, cmd: ShardCommand, send: &mut impl FnMut(usize, ShardCommand) -> bool) -> bool {
+        let Some(w) = self.waiting.get_mut(to) else { return false };
+        if w.queue.is_empty() {
+            if send(to, cmd) {
+                return true;
+            }
+            self.backlogged += 1;
+        } else if cmd.is_lossy() && w.lossy >= MAX_LOSSY_BACKLOG {
+            return false;
+        }
+        w.lossy += usize::from(cmd.is_lossy());
+        w.queue.push_back(cmd);
+        true
+    }
+
+    /// Sends what waits, in order, as far as the rings take it.
+    pub fn retry(&mut self, send: &mut impl FnMut(usize, ShardCommand) -> bool) {
+        if self.backlogged == 0 {
+            return;
+        }
+        for (to, w) in self.waiting.iter_mut().enumerate() {
+            let was_waiting = !w.queue.is_empty();
+            while let Some(&cmd) = w.queue.front() {
+                if !send(to, cmd) {
+                    break;
+                }
+                w.lossy -= usize::from(cmd.is_lossy());
+                w.queue.pop_front();
+            }
+            if was_waiting && w.queue.is_empty() {
+                self.backlogged -= 1;
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.backlogged == 0
+    }
 }
 
 impl ShardAdapter {
@@ -238,28 +305,25 @@ impl ShardAdapter {
             gauges,
             staging: Box::new([0; SCRATCH_BYTES]),
             port_cursor: (info.index as u32).wrapping_mul(7919),
-            backlog: VecDeque::new(),
+            outbox: Outbox::new(info.count),
         }
     }
 
     /// Move the core's messages for other shards onto the rings, keeping order; what does not
     /// fit waits for the next flush.
     fn flush_shard_commands(&mut self, now: Instant, io: &mut Io<'_, Envelope>) {
+        let from = self.index;
+        let mut send =
+            |to: usize, cmd| io.send_to_shard(to, Envelope { cmd: Command::Shard { from, cmd }, reply: None }).is_ok();
         while let Some((to, cmd)) = self.shard.poll_shard_command() {
             if to == self.index {
                 // Routers linked on this very shard: apply at once (it may queue more).
                 self.shard.handle_shard_command(now, to, cmd);
-            } else {
-                self.backlog.push_back((to, cmd));
+            } else if !self.outbox.send(to, cmd, &mut send) {
+                self.shard.count_drop(crate::core::DropReason::ShardCommandBacklog);
             }
         }
-        while let Some(&(to, cmd)) = self.backlog.front() {
-            let env = Envelope { cmd: Command::Shard { from: self.index, cmd }, reply: None };
-            if io.send_to_shard(to, env).is_err() {
-                break;
-            }
-            self.backlog.pop_front();
-        }
+        self.outbox.retry(&mut send);
     }
 
     fn flush_events(&mut self) {
@@ -573,7 +637,7 @@ impl ShardService for ShardAdapter {
     }
 
     fn on_flush(&mut self, now: Instant, io: &mut Io<'_, Envelope>) {
-        if self.shard.has_shard_commands() || !self.backlog.is_empty() {
+        if self.shard.has_shard_commands() || !self.outbox.is_empty() {
             self.flush_shard_commands(now, io);
             self.flush_events();
         }
@@ -617,5 +681,69 @@ impl ShardService for ShardAdapter {
         for s in self.shard.take_released_sockets() {
             io.close_socket(s);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pause(mirror: ObjectId) -> ShardCommand {
+        ShardCommand::MirrorPaused { mirror, paused: true }
+    }
+
+    fn key_frame(source: ObjectId) -> ShardCommand {
+        ShardCommand::KeyFrameRequest { source }
+    }
+
+    #[test]
+    fn a_full_ring_holds_up_only_its_own_shard_and_order_is_kept() {
+        let mut outbox = Outbox::new(3);
+        let mut sent = Vec::new();
+        let mut ring_1_full = true;
+        let send = |to: usize, cmd, full: bool, sent: &mut Vec<(usize, ShardCommand)>| {
+            if to == 1 && full {
+                return false;
+            }
+            sent.push((to, cmd));
+            true
+        };
+        for (to, cmd) in [(1, pause(1)), (2, pause(2)), (1, key_frame(3)), (2, pause(4))] {
+            assert!(outbox.send(to, cmd, &mut |t, c| send(t, c, ring_1_full, &mut sent)));
+        }
+        assert_eq!(sent, vec![(2, pause(2)), (2, pause(4))], "shard 2 is not held up by shard 1");
+        assert!(!outbox.is_empty());
+        outbox.retry(&mut |t, c| send(t, c, ring_1_full, &mut sent));
+        assert_eq!(sent.len(), 2, "still full");
+        ring_1_full = false;
+        outbox.retry(&mut |t, c| send(t, c, ring_1_full, &mut sent));
+        assert_eq!(sent[2..], [(1, pause(1)), (1, key_frame(3))], "in order");
+        assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn lossy_messages_are_bounded_state_messages_are_not() {
+        let mut outbox = Outbox::new(2);
+        let mut full = |_: usize, _: ShardCommand| false;
+        assert!(outbox.send(1, pause(0), &mut full));
+        for i in 0..MAX_LOSSY_BACKLOG as ObjectId {
+            assert!(outbox.send(1, key_frame(i), &mut full));
+        }
+        assert!(!outbox.send(1, key_frame(9999), &mut full), "one lossy message too many");
+        let score = ShardCommand::MirrorScore { mirror: 1, scores: crate::core::CarriedScores::default() };
+        assert!(!outbox.send(1, score, &mut full));
+        for i in 0..3 * MAX_LOSSY_BACKLOG as ObjectId {
+            assert!(outbox.send(1, pause(i), &mut full), "a state message is never dropped");
+        }
+        let mut got = Vec::new();
+        outbox.retry(&mut |_, c| {
+            got.push(c);
+            true
+        });
+        assert_eq!(got.len(), 1 + MAX_LOSSY_BACKLOG + 3 * MAX_LOSSY_BACKLOG);
+        assert_eq!(got.iter().filter(|c| c.is_lossy()).count(), MAX_LOSSY_BACKLOG);
+        // Room again for lossy ones.
+        assert!(outbox.send(1, key_frame(1), &mut full));
+        assert!(!outbox.send(5, pause(1), &mut full), "no such shard");
     }
 }

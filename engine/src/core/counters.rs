@@ -83,4 +83,8 @@ drop_reasons! {
     SrtpReplay => srtp_replay,
     /// SRTP/SRTCP refused for another reason (malformed, too many SSRCs).
     SrtpOther => srtp_other,
+    /// A key frame request or score update for another shard, while `MAX_LOSSY_BACKLOG` such
+    /// messages already waited for that shard (it does not drain its ring). Pause, resume and
+    /// close are never dropped.
+    ShardCommandBacklog => shard_command_backlog,
 }

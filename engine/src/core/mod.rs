@@ -273,6 +273,11 @@ impl Shard {
         self.next_tick
     }
 
+    /// Count a drop the adapter around the shard decided (its queues, not the core's packets).
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.drops.count(reason);
+    }
+
     pub fn drops(&self) -> &DropCounters {
         &self.drops
     }

@@ -75,7 +75,7 @@ impl ConsumerScore {
 }
 
 /// A producer's stream scores in a form that crosses shards (`Copy`, no allocation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CarriedScores {
     len: u8,
     scores: [u8; MAX_CARRIED_SCORES],

@@ -45,6 +45,15 @@ pub enum ShardCommand {
     Unsubscribe { producer: ObjectId, mirror: ObjectId },
 }
 
+impl ShardCommand {
+    /// Whether losing it only costs a little (a key frame asked again, a score told at the next
+    /// change): such messages may be dropped when a peer shard does not drain its ring; the
+    /// others carry state and never are.
+    pub fn is_lossy(&self) -> bool {
+        matches!(self, ShardCommand::KeyFrameRequest { .. } | ShardCommand::MirrorScore { .. })
+    }
+}
+
 /// How long a mirror without consumers lives on (a consumer coming back soon reuses it).
 pub const MIRROR_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
