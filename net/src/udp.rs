@@ -30,11 +30,11 @@ pub const MAX_HEAD_BYTES: usize = 2048;
 pub const MAX_TX_ENTRIES: usize = 8192;
 /// Bytes of copied heads (and of datagrams built in place) queued per shard between flushes.
 pub const TX_ARENA_BYTES: usize = MAX_TX_ENTRIES * TX_ARENA_BYTES_PER_ENTRY;
-/// Arena bytes per queued datagram: room for whole SRTP packets (built in the arena by
-/// `Io::send_with`), so that a full queue, not a full arena, ends a batch. A smaller arena would
-/// flush WebRTC fan-out every few input packets and cut its GSO trains short (the
-/// `webrtc_fanout` bench measured 0.42 of the relay at N = 100 with 1 MiB). Pages are touched only
-/// as far as a batch reaches.
+/// Arena bytes per queued datagram: room for whole packets (built in the arena by
+/// `Io::send_with`, or copied whole as a head, e.g. retransmissions), so that a full queue, not a
+/// full arena, ends a batch. (When WebRTC fan-out built its SRTP packets here, a 1 MiB arena cut
+/// its GSO trains short: 0.42 of the relay at N = 100 in `webrtc_fanout`; it now queues heads
+/// only, see `Io::send_sealed`.) Pages are touched only as far as a batch reaches.
 const TX_ARENA_BYTES_PER_ENTRY: usize = 1536;
 /// Bytes of the per-shard staging buffer sealed datagrams (`Io::send_sealed`) are sealed into
 /// at the flush, one socket's train (or a part of it) at a time: it stays in L2 while the
