@@ -81,6 +81,14 @@
 //! bodies are never copied in user space. If the kernel refuses GSO, the shard falls back for
 //! good to plain `sendmmsg` of single datagrams (logged once).
 //!
+//! Sealed datagrams ([`Io::send_sealed`], SRTP) are queued the same way (head copied, body
+//! borrowed, plus an `Rc` of the [`Seal`] context) and sealed only at the flush: one socket's
+//! datagrams at a time, in their queue order, into a per-shard staging buffer of
+//! `SEAL_STAGING_BYTES` that the iovecs then point into; a `sendmmsg` chunk ends when it is
+//! full, and the next chunk (or socket) reuses it. The ciphertext is thus written into, and read
+//! by the kernel from, memory that stays in L2, instead of a fresh slot of the large arena per
+//! datagram; and per-socket trains stay as long as with plain datagrams.
+//!
 //! # Passive TCP (ICE-TCP)
 //!
 //! For clients that cannot use UDP, a shard also owns TCP listeners ([`Io::listen_tcp`]; RFC 6544
@@ -136,6 +144,7 @@ pub use tcp::{
     TCP_FRAME_PREFIX_BYTES, TCP_RX_BUFFER_BYTES, TCP_TX_BUFFER_BYTES,
 };
 pub use udp::{
-    SocketId, MAX_GSO_BYTES, MAX_GSO_SEGMENTS, MAX_HEAD_BYTES, MAX_RX_BATCH, MAX_SOCKETS_PER_SHARD, MAX_TX_ENTRIES,
-    MAX_TX_MESSAGES, RX_BUFFER_BYTES, SOCKET_BUFFER_BYTES, TX_ARENA_BYTES,
+    Seal, SocketId, MAX_GSO_BYTES, MAX_GSO_SEGMENTS, MAX_HEAD_BYTES, MAX_RX_BATCH, MAX_SEALED_BYTES,
+    MAX_SOCKETS_PER_SHARD, MAX_TX_ENTRIES, MAX_TX_MESSAGES, RX_BUFFER_BYTES, SEAL_STAGING_BYTES, SOCKET_BUFFER_BYTES,
+    TX_ARENA_BYTES,
 };

@@ -80,6 +80,9 @@ pub struct ShardLoad {
     pub rx_gro_trains: u64,
     /// Datagrams the kernel refused, or discarded by a close.
     pub tx_dropped: u64,
+    /// Datagrams queued with `Io::send_sealed` whose seal failed (dropped): for the engine, SRTP
+    /// protection failures of RTP packets.
+    pub tx_seal_failed: u64,
     /// Datagrams larger than the receive buffer, dropped.
     pub rx_truncated: u64,
     /// Records this shard forwarded to other shards (`Io::forward_to_shard` accepted them).

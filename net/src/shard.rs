@@ -13,7 +13,7 @@ use crate::ring::{Consumer, Producer};
 use crate::runtime::ShardLoad;
 use crate::sys::{self, EventFd};
 use crate::tcp::{Accepted, ReadResult, MAX_TCP_ACCEPTS_PER_TURN, MAX_TCP_RX_BYTES_PER_TURN};
-use crate::udp::{Counters, Kind, RxBatch, RxSkip, SocketId, Udp, MAX_RX_BATCH};
+use crate::udp::{Counters, Kind, RxBatch, RxSkip, Seal, SocketId, Udp, MAX_RX_BATCH};
 
 /// Commands handed to the service per loop turn, over all inbound rings.
 pub const MAX_COMMANDS_PER_TURN: usize = 256;
@@ -106,6 +106,7 @@ pub(crate) struct LoadCells {
     tx_gso_messages: AtomicU64,
     rx_gro_trains: AtomicU64,
     tx_dropped: AtomicU64,
+    tx_seal_failed: AtomicU64,
     rx_truncated: AtomicU64,
     shard_tx_records: AtomicU64,
     shard_rx_records: AtomicU64,
@@ -133,6 +134,7 @@ impl LoadCells {
             tx_gso_messages: self.tx_gso_messages.load(Ordering::Relaxed),
             rx_gro_trains: self.rx_gro_trains.load(Ordering::Relaxed),
             tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
+            tx_seal_failed: self.tx_seal_failed.load(Ordering::Relaxed),
             rx_truncated: self.rx_truncated.load(Ordering::Relaxed),
             shard_tx_records: self.shard_tx_records.load(Ordering::Relaxed),
             shard_rx_records: self.shard_rx_records.load(Ordering::Relaxed),
@@ -302,6 +304,27 @@ impl<'a, C: Send + 'static> Io<'a, C> {
         self.core.udp.queue_with(socket, dest, max_len, write)
     }
 
+    /// Queues one datagram that goes out as `seal`'s output for `head ++ body` (SRTP protection),
+    /// sealed at the flush rather than now: `head` is copied now (at most `MAX_HEAD_BYTES`),
+    /// `body` borrowed until the flush like [`Io::send`]'s, so every consumer of a packet shares
+    /// its payload; sealing happens in a small staging buffer, one socket's datagrams at a time,
+    /// in the order they were queued on that socket. Never allocates (the `Rc` is kept with the
+    /// datagram until the flush). A seal that fails drops that datagram only
+    /// (`ShardLoad::tx_seal_failed`); longer than `MAX_SEALED_BYTES` sealed = counted drop.
+    ///
+    /// On a TCP connection it is sealed now and framed as [`Io::send`] frames.
+    #[inline]
+    pub fn send_sealed(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        head: &[u8],
+        body: &'a [u8],
+        seal: std::rc::Rc<dyn Seal>,
+    ) {
+        self.core.udp.queue_sealed(socket, dest, head, body, seal)
+    }
+
     /// Pushes a command into shard `shard`'s inbound ring from this shard, waking it if parked.
     /// `Err(cmd)` if that ring is full, `shard` is this shard, or out of range.
     pub fn send_to_shard(&mut self, shard: usize, cmd: C) -> Result<(), C> {
@@ -400,6 +423,7 @@ impl LoadMeter {
         cells.rx_packets.store(c.rx_packets, Ordering::Relaxed);
         cells.tx_packets.store(c.tx_packets, Ordering::Relaxed);
         cells.tx_dropped.store(c.tx_dropped, Ordering::Relaxed);
+        cells.tx_seal_failed.store(c.tx_seal_failed, Ordering::Relaxed);
         cells.rx_truncated.store(c.rx_truncated, Ordering::Relaxed);
         cells.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
         cells.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);

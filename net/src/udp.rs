@@ -8,6 +8,7 @@ use std::mem;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr;
+use std::rc::Rc;
 
 use crate::sys::{self, Epoll};
 use crate::tcp::{TcpConn, MAX_TCP_CONNECTIONS_PER_SHARD};
@@ -29,12 +30,20 @@ pub const MAX_HEAD_BYTES: usize = 2048;
 pub const MAX_TX_ENTRIES: usize = 8192;
 /// Bytes of copied heads (and of datagrams built in place) queued per shard between flushes.
 pub const TX_ARENA_BYTES: usize = MAX_TX_ENTRIES * TX_ARENA_BYTES_PER_ENTRY;
-/// Arena bytes per queued datagram: room for whole SRTP packets (built in the arena by
-/// `Io::send_with`), so that a full queue, not a full arena, ends a batch. A smaller arena would
-/// flush WebRTC fan-out every few input packets and cut its GSO trains short (the
-/// `webrtc_fanout` bench measured 0.42 of the relay at N = 100 with 1 MiB). Pages are touched only
-/// as far as a batch reaches.
+/// Arena bytes per queued datagram: room for whole packets (built in the arena by
+/// `Io::send_with`, or copied whole as a head, e.g. retransmissions), so that a full queue, not a
+/// full arena, ends a batch. (When WebRTC fan-out built its SRTP packets here, a 1 MiB arena cut
+/// its GSO trains short: 0.42 of the relay at N = 100 in `webrtc_fanout`; it now queues heads
+/// only, see `Io::send_sealed`.) Pages are touched only as far as a batch reaches.
 const TX_ARENA_BYTES_PER_ENTRY: usize = 1536;
+/// Bytes of the per-shard staging buffer sealed datagrams (`Io::send_sealed`) are sealed into
+/// at the flush, one socket's train (or a part of it) at a time: it stays in L2 while the
+/// kernel copies from it, where datagrams built in the arena are cold by the time it does.
+/// A `sendmmsg` chunk ends when it is full, which still leaves GSO messages of full length.
+pub const SEAL_STAGING_BYTES: usize = 256 * 1024;
+/// Longest sealed datagram (`head`, `body` and the seal's overhead together) `Io::send_sealed`
+/// takes; longer ones are dropped and counted (`tx_dropped`).
+pub const MAX_SEALED_BYTES: usize = 4096;
 /// Most messages passed to one `sendmmsg` call (also the kernel's UIO_MAXIOV cap on vlen).
 pub const MAX_TX_MESSAGES: usize = 1024;
 /// Most segments in one GSO message.
@@ -46,6 +55,23 @@ pub const SOCKET_BUFFER_BYTES: i32 = 4 << 20;
 
 const _: () = assert!(MAX_SOCKETS_PER_SHARD <= 1 << 16, "SocketId keeps the index in 16 bits");
 const _: () = assert!(MAX_HEAD_BYTES <= TX_ARENA_BYTES);
+const _: () = assert!(MAX_SEALED_BYTES <= SEAL_STAGING_BYTES && MAX_SEALED_BYTES <= u16::MAX as usize);
+const _: () = assert!(MAX_HEAD_BYTES <= MAX_SEALED_BYTES);
+
+/// Seals (protects) one datagram at transmit time: the SRTP context of a transport, for
+/// [`Io::send_sealed`](crate::Io::send_sealed). The transmit queue keeps an `Rc` of it with each
+/// queued datagram, so the context outlives whatever queued it, and calls `seal` at the flush,
+/// on the shard thread, in the queue order of each socket (datagrams for one socket are sealed
+/// in the order they were queued; sockets one after the other).
+pub trait Seal {
+    /// Writes the sealed form of `head ++ body` into `out`, which is exactly
+    /// `head.len() + body.len() + self.overhead()` bytes long, and returns its length: that same
+    /// length, or `None` to drop the datagram (counted in `ShardLoad::tx_seal_failed`). Any
+    /// other length is treated as `None`. Never called re-entrantly from within `seal`.
+    fn seal(&self, head: &[u8], body: &[u8], out: &mut [u8]) -> Option<usize>;
+    /// Bytes `seal` adds to `head ++ body`.
+    fn overhead(&self) -> usize;
+}
 
 /// Identifies a socket owned by one shard (UDP socket, TCP listener or TCP connection): the low 16 bits index that shard's socket table,
 /// the high 16 bits are a generation, so a stale id never reaches a socket reusing the slot.
@@ -79,6 +105,8 @@ pub(crate) struct Counters {
     /// Received messages that held more than one datagram (UDP GRO trains).
     pub rx_gro_trains: u64,
     pub tx_dropped: u64,
+    /// Sealed datagrams whose `Seal::seal` failed at the flush (dropped).
+    pub tx_seal_failed: u64,
     pub rx_truncated: u64,
     pub tcp_accepted: u64,
     pub tcp_rejected: u64,
@@ -123,18 +151,23 @@ struct Slot {
 }
 
 /// One queued datagram: `head` lives in the arena, `body` is borrowed until the next flush.
+/// A sealed one goes out as `seal`'s output for `head ++ body`, built at the flush.
 struct TxEntry {
     dest: SocketAddr,
     head_offset: u32,
     head_len: u32,
+    /// Bytes the seal adds (0 without one).
+    seal_overhead: u32,
+    next: u32,
     body_ptr: *const u8,
     body_len: usize,
-    next: u32,
+    seal: Option<Rc<dyn Seal>>,
 }
 
 impl TxEntry {
+    /// Length on the wire (sealed length for a sealed datagram).
     fn len(&self) -> usize {
-        self.head_len as usize + self.body_len
+        self.head_len as usize + self.body_len + self.seal_overhead as usize
     }
 }
 
@@ -168,6 +201,9 @@ struct TxQueue {
     names: Box<[libc::sockaddr_storage]>,
     cmsgs: Box<[CmsgBuf]>,
     meta: Box<[MsgMeta]>,
+    /// Where sealed datagrams are sealed at the flush (`SEAL_STAGING_BYTES`), reused by every
+    /// `sendmmsg` chunk.
+    staging: Box<[u8]>,
     gso: bool,
     gso_messages: u64,
 }
@@ -190,7 +226,7 @@ pub(crate) struct Udp {
     /// descriptors (EMFILE), it is closed to accept and close the waiting connection, so the
     /// level-triggered listener does not keep the shard spinning (see `Udp::accept_tcp`).
     pub(crate) spare_fd: Option<std::fs::File>,
-    /// Where `queue_with` builds a datagram bound for a TCP connection.
+    /// Where `queue_with` and `queue_sealed` build a datagram bound for a TCP connection.
     tcp_scratch: Box<[u8]>,
 }
 
@@ -216,11 +252,12 @@ impl Udp {
                 names: vec![zero_name; MAX_TX_MESSAGES].into_boxed_slice(),
                 cmsgs: vec![CmsgBuf([0; 32]); MAX_TX_MESSAGES].into_boxed_slice(),
                 meta: vec![MsgMeta::default(); MAX_TX_MESSAGES].into_boxed_slice(),
+                staging: vec![0u8; SEAL_STAGING_BYTES].into_boxed_slice(),
                 gso,
                 gso_messages: 0,
             },
             counters: Counters::default(),
-            tcp_scratch: vec![0u8; MAX_HEAD_BYTES].into_boxed_slice(),
+            tcp_scratch: vec![0u8; MAX_SEALED_BYTES].into_boxed_slice(),
             tcp_dirty: Vec::with_capacity(MAX_TCP_CONNECTIONS_PER_SHARD),
             tcp_ended: Vec::with_capacity(MAX_TCP_CONNECTIONS_PER_SHARD),
             tcp_limit: MAX_TCP_CONNECTIONS_PER_SHARD,
@@ -368,7 +405,51 @@ impl Udp {
         }
         let offset = self.reserve(head.len());
         self.tx.arena[offset..offset + head.len()].copy_from_slice(head);
-        self.push_entry(id, dest, offset, head.len(), body);
+        self.push_entry(id, dest, offset, head.len(), body, None);
+    }
+
+    /// Queues one datagram that goes out sealed: `seal`'s output for `head ++ body`, built at
+    /// the flush in the staging buffer (`head` copied now, `body` borrowed until the flush, as
+    /// `queue` does). The caller guarantees `body` stays valid until the next `flush`.
+    /// On a TCP connection it is sealed now, in a scratch buffer, and framed as `queue` does.
+    pub(crate) fn queue_sealed(
+        &mut self,
+        id: SocketId,
+        dest: SocketAddr,
+        head: &[u8],
+        body: &[u8],
+        seal: Rc<dyn Seal>,
+    ) {
+        let overhead = seal.overhead();
+        let len = head.len() + body.len() + overhead;
+        match self.sock(id) {
+            Some(Sock::Udp(_)) => {}
+            Some(Sock::TcpConn(_)) => {
+                if len > MAX_SEALED_BYTES {
+                    self.counters.tcp_tx_dropped += 1;
+                    return;
+                }
+                let mut scratch = std::mem::take(&mut self.tcp_scratch);
+                if seal.seal(head, body, &mut scratch[..len]) == Some(len) {
+                    self.queue_tcp(id, &scratch[..len], &[]);
+                } else {
+                    self.counters.tx_seal_failed += 1;
+                }
+                self.tcp_scratch = scratch;
+                return;
+            }
+            Some(Sock::TcpListener(_)) | None => {
+                self.counters.tx_dropped += 1;
+                return;
+            }
+        }
+        if head.len() > MAX_HEAD_BYTES || len > MAX_SEALED_BYTES {
+            self.counters.tx_dropped += 1;
+            return;
+        }
+        let offset = self.reserve(head.len());
+        self.tx.arena[offset..offset + head.len()].copy_from_slice(head);
+        self.push_entry(id, dest, offset, head.len(), body, Some((seal, overhead as u32)));
     }
 
     /// Queues one datagram of at most `max_len` bytes that `write` builds in place, in the
@@ -404,7 +485,7 @@ impl Udp {
         let offset = self.reserve(max_len);
         let n = write(&mut self.tx.arena[offset..offset + max_len]).min(max_len);
         if n > 0 {
-            self.push_entry(id, dest, offset, n, &[]);
+            self.push_entry(id, dest, offset, n, &[], None);
         }
     }
 
@@ -416,16 +497,30 @@ impl Udp {
         self.tx.arena_used
     }
 
-    fn push_entry(&mut self, id: SocketId, dest: SocketAddr, offset: usize, head_len: usize, body: &[u8]) {
+    fn push_entry(
+        &mut self,
+        id: SocketId,
+        dest: SocketAddr,
+        offset: usize,
+        head_len: usize,
+        body: &[u8],
+        seal: Option<(Rc<dyn Seal>, u32)>,
+    ) {
         self.tx.arena_used += head_len;
         let entry_index = self.tx.entries.len() as u32;
+        let (seal, seal_overhead) = match seal {
+            Some((seal, overhead)) => (Some(seal), overhead),
+            None => (None, 0),
+        };
         self.tx.entries.push(TxEntry {
             dest,
             head_offset: offset as u32,
             head_len: head_len as u32,
+            seal_overhead,
+            next: NO_ENTRY,
             body_ptr: body.as_ptr(),
             body_len: body.len(),
-            next: NO_ENTRY,
+            seal,
         });
         let slot = &mut self.slots[id.index()];
         if slot.first == NO_ENTRY {
@@ -474,7 +569,7 @@ impl TxQueue {
     fn send_socket(&mut self, fd: RawFd, counters: &mut Counters) {
         let mut from = 0;
         while from < self.order.len() {
-            let (messages, next) = self.build(from);
+            let (messages, next) = self.build(from, counters);
             match self.transmit(fd, messages, counters) {
                 Ok(()) => from = next,
                 Err(GsoRefused { pos }) => {
@@ -482,6 +577,8 @@ impl TxQueue {
                         "kernel refused UDP GSO (UDP_SEGMENT); falling back to plain sendmmsg on this shard"
                     );
                     self.gso = false;
+                    // Sealed datagrams from `pos` on are sealed again: same bytes for SRTP (its
+                    // nonce is the packet's index), and this happens once per shard.
                     from = pos;
                 }
             }
@@ -489,11 +586,17 @@ impl TxQueue {
     }
 
     /// Builds `mmsghdr`s for `order[from..]`; returns (messages built, first position not built).
-    fn build(&mut self, from: usize) -> (usize, usize) {
+    ///
+    /// Sealed datagrams are sealed here, in queue order, into `staging`; the chunk ends when it is
+    /// full (the next `build` reuses it, once `transmit` has handed these to the kernel). A
+    /// datagram whose seal fails is dropped and counted; the message goes on without it.
+    fn build(&mut self, from: usize, counters: &mut Counters) -> (usize, usize) {
         let mut pos = from;
         let mut k = 0;
         let mut iov = 0;
-        while pos < self.order.len() && k < MAX_TX_MESSAGES {
+        let mut staged = 0;
+        let mut staging_full = false;
+        'messages: while pos < self.order.len() && k < MAX_TX_MESSAGES && !staging_full {
             let first = &self.entries[self.order[pos] as usize];
             let (dest, seg_size) = (first.dest, first.len());
             let start_pos = pos;
@@ -507,23 +610,53 @@ impl TxQueue {
                 if segments > 0 && (e.dest != dest || len > seg_size || len == 0) {
                     break;
                 }
-                if e.head_len > 0 {
-                    self.iovecs[iov] = libc::iovec {
-                        iov_base: self.arena[e.head_offset as usize..].as_mut_ptr().cast(),
-                        iov_len: e.head_len as usize,
-                    };
+                if let Some(seal) = &e.seal {
+                    if staged + len > self.staging.len() {
+                        staging_full = true;
+                        break;
+                    }
+                    let head = &self.arena[e.head_offset as usize..][..e.head_len as usize];
+                    // SAFETY: the body was borrowed for `body_len` bytes at `body_ptr` and the
+                    // caller keeps it valid until this flush completes (`Io::send_sealed`).
+                    let body = unsafe { std::slice::from_raw_parts(e.body_ptr, e.body_len) };
+                    let out = &mut self.staging[staged..staged + len];
+                    if seal.seal(head, body, out) != Some(len) {
+                        counters.tx_seal_failed += 1;
+                        pos += 1;
+                        if segments == 0 {
+                            continue 'messages; // the next datagram starts the message
+                        }
+                        continue;
+                    }
+                    self.iovecs[iov] = libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: len };
                     iov += 1;
-                }
-                if e.body_len > 0 {
-                    // The kernel only reads through this pointer (sendmmsg).
-                    self.iovecs[iov] = libc::iovec { iov_base: e.body_ptr as *mut libc::c_void, iov_len: e.body_len };
-                    iov += 1;
+                    staged += len;
+                } else {
+                    if e.head_len > 0 {
+                        self.iovecs[iov] = libc::iovec {
+                            iov_base: self.arena[e.head_offset as usize..].as_mut_ptr().cast(),
+                            iov_len: e.head_len as usize,
+                        };
+                        iov += 1;
+                    }
+                    if e.body_len > 0 {
+                        // The kernel only reads through this pointer (sendmmsg).
+                        self.iovecs[iov] =
+                            libc::iovec { iov_base: e.body_ptr as *mut libc::c_void, iov_len: e.body_len };
+                        iov += 1;
+                    }
                 }
                 segments += 1;
                 pos += 1;
                 if len < seg_size {
                     break; // a shorter datagram can only end a GSO message
                 }
+            }
+            if segments == 0 {
+                // Staging full before this message's first datagram: the next chunk starts here.
+                // (Not on a chunk's first message: a sealed datagram fits in empty staging.)
+                debug_assert!(k > 0, "a sealed datagram longer than the staging buffer");
+                break;
             }
             let namelen = sys::write_sockaddr(&dest, &mut self.names[k]);
             let hdr = &mut self.hdrs[k];

@@ -599,6 +599,20 @@ impl<'a> Sink<'a> for Direct<'_, 'a> {
     ) {
         self.io.send_with(socket, dest, max_len, write);
     }
+
+    /// Sealed at the flush (net's staging buffer), not here.
+    #[inline]
+    fn send_sealed(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        head: &[u8],
+        body: &'a [u8],
+        seal: std::rc::Rc<dyn shardsfu_net::Seal>,
+    ) -> bool {
+        self.io.send_sealed(socket, dest, head, body, seal);
+        true
+    }
 }
 
 impl ShardService for ShardAdapter {

@@ -90,6 +90,27 @@ pub trait Sink<'a> {
             self.send(socket, dest, &buf[..n], &[]);
         }
     }
+
+    /// Send `head ++ body` sealed by `seal` (SRTP). The engine's sink queues it as it is (head
+    /// copied, body borrowed like `send`'s) and the transmit queue seals it at the flush, where
+    /// a failure is counted by net (`ShardLoad::tx_seal_failed`); this default seals it on the
+    /// spot. `false`: sealing failed here (nothing sent).
+    fn send_sealed(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        head: &[u8],
+        body: &'a [u8],
+        seal: std::rc::Rc<dyn shardsfu_net::Seal>,
+    ) -> bool {
+        let mut buf = [0u8; SCRATCH_BYTES];
+        let len = head.len() + body.len() + seal.overhead();
+        if len > SCRATCH_BYTES || seal.seal(head, body, &mut buf[..len]) != Some(len) {
+            return false;
+        }
+        self.send(socket, dest, &buf[..len], &[]);
+        true
+    }
 }
 
 /// Why an object closed without being asked to (mediasoup's `workerclose`, `routerclose`,

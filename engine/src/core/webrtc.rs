@@ -25,11 +25,13 @@
 //! there) are sockets like any other here: each routes like the listener it came from, and a
 //! tuple on it is a TCP tuple.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shardsfu_net::SocketId;
+use shardsfu_net::{Seal, SocketId};
 
 use super::objects::{Target, TransportKind};
 use super::{DropReason, Event, ObjectId, ObjectKind, Shard, Sink};
@@ -120,7 +122,7 @@ pub struct WebRtcState {
     /// Unprotects what the remote sends.
     pub srtp_in: Option<SrtpSession>,
     /// Protects what we send.
-    pub srtp_out: Option<SrtpSession>,
+    pub srtp_out: Option<SrtpOut>,
     /// Where media goes: the socket and remote address of ICE's selected tuple.
     pub selected: Option<(SocketId, SocketAddr)>,
     /// The tuples ICE validated, with the socket each came on.
@@ -137,6 +139,65 @@ impl WebRtcState {
             (true, Some((socket, dest))) => Target::Srtp { socket, dest, transport: tkey },
             _ => Target::None,
         }
+    }
+}
+
+/// The outbound SRTP context of a WebRtcTransport, shared with the shard's transmit queue: RTP
+/// packets are queued unprotected with an `Rc` of it and sealed at the flush (see
+/// `shardsfu_net::Seal`), so it lives as long as a queued packet even if the transport closes
+/// first. RTCP is protected on the spot. The `RefCell` is borrowed for one protect call at a
+/// time, never across a call into the sink (which may flush, and so seal).
+///
+/// Sealing at the flush keeps SRTP's per-SSRC state (rollover counter, highest sequence number)
+/// right: net seals the datagrams of one socket in the order they were queued, and one
+/// consumer's SSRC always goes out through its transport's one selected socket. Where the order
+/// does change (a tuple switch between two flushes' worth of packets, or a packet protected on
+/// the spot by a control-path sink while older ones wait in the queue), the index estimate of
+/// RFC 3711 §3.3.1 takes packets out of order, as a receiver does.
+#[derive(Debug, Clone)]
+pub struct SrtpOut(Rc<SrtpSealer>);
+
+#[derive(Debug)]
+struct SrtpSealer {
+    session: RefCell<SrtpSession>,
+    profile: SrtpProfile,
+    rtp_overhead: usize,
+}
+
+impl Seal for SrtpSealer {
+    #[inline]
+    fn seal(&self, head: &[u8], body: &[u8], out: &mut [u8]) -> Option<usize> {
+        // A failed borrow (never expected) drops the packet like a failed protect.
+        self.session.try_borrow_mut().ok()?.protect_rtp_parts(head, body, out).ok()
+    }
+
+    #[inline]
+    fn overhead(&self) -> usize {
+        self.rtp_overhead
+    }
+}
+
+impl SrtpOut {
+    pub fn new(session: SrtpSession) -> SrtpOut {
+        let profile = session.profile();
+        SrtpOut(Rc::new(SrtpSealer { session: RefCell::new(session), profile, rtp_overhead: profile.rtp_overhead() }))
+    }
+
+    pub fn profile(&self) -> SrtpProfile {
+        self.0.profile
+    }
+
+    /// What RTP packets are sealed with (a new handle to the shared context).
+    #[inline]
+    pub fn sealer(&self) -> Rc<dyn Seal> {
+        self.0.clone()
+    }
+
+    /// [`SrtpSession::protect_rtcp`], on the spot. (The context is only ever borrowed for one
+    /// protect call on this thread, so the borrow cannot fail; if it did, the packet is dropped
+    /// as a failed protect.)
+    pub fn protect_rtcp(&self, plain: &[u8], out: &mut [u8]) -> std::result::Result<usize, SrtpError> {
+        self.0.session.try_borrow_mut().map_err(|_| SrtpError::BufferTooSmall)?.protect_rtcp(plain, out)
     }
 }
 
@@ -611,7 +672,7 @@ impl Shard {
                 DtlsEvent::Connected { profile, local, remote } => {
                     match (SrtpSession::new(profile, &local), SrtpSession::new(profile, &remote)) {
                         (Ok(tx), Ok(rx)) => {
-                            w.srtp_out = Some(tx);
+                            w.srtp_out = Some(SrtpOut::new(tx));
                             w.srtp_in = Some(rx);
                             w.srtp_profile = Some(profile);
                             connected = true;
@@ -709,8 +770,10 @@ impl Shard {
         }
     }
 
-    /// Protect one RTP packet (`head ++ body`) for `transport` and send it: SRTP writes it
-    /// straight into the sink's transmit queue.
+    /// Send one RTP packet (`head ++ body`) SRTP-protected for `transport`: the engine's sink
+    /// queues it with the transport's outbound context and net seals it at the flush (a failure
+    /// there is counted as `ShardLoad::tx_seal_failed`); a sink that seals on the spot reports a
+    /// failure, counted here.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(super) fn send_srtp_rtp<'a>(
@@ -719,23 +782,14 @@ impl Shard {
         socket: SocketId,
         dest: SocketAddr,
         head: &[u8],
-        body: &[u8],
+        body: &'a [u8],
         drops: &mut super::DropCounters,
         out: &mut impl Sink<'a>,
     ) {
-        let Some(TransportKind::WebRtc(w)) = transports.get_mut(transport).map(|t| &mut t.kind) else { return };
-        let Some(srtp) = w.srtp_out.as_mut() else { return };
-        let max_len = head.len() + body.len() + srtp.profile().rtp_overhead();
-        let mut failed = None;
-        out.send_with(socket, dest, max_len, &mut |buf| match srtp.protect_rtp_parts(head, body, buf) {
-            Ok(n) => n,
-            Err(e) => {
-                failed = Some(e);
-                0
-            }
-        });
-        if let Some(e) = failed {
-            drops.count(srtp_drop(e));
+        let Some(TransportKind::WebRtc(w)) = transports.get(transport).map(|t| &t.kind) else { return };
+        let Some(srtp) = w.srtp_out.as_ref() else { return };
+        if !out.send_sealed(socket, dest, head, body, srtp.sealer()) {
+            drops.count(DropReason::SrtpOther);
         }
     }
 }
