@@ -46,6 +46,11 @@ pub fn render(shared: &Shared) -> Result<String, String> {
             "Received messages that held several datagrams (UDP GRO trains, split by the shard).",
         ),
         Family::new("shardsfu_tx_gso_messages_total", "counter", "Sent messages that carried a UDP GSO train."),
+        Family::new(
+            "shardsfu_tx_seal_failed_total",
+            "counter",
+            "Datagrams dropped because SRTP protection failed when they were sealed at the flush.",
+        ),
     ];
     let shards = dump["shards"].as_array().cloned().unwrap_or_default();
     for s in &shards {
@@ -78,7 +83,8 @@ pub fn render(shared: &Shared) -> Result<String, String> {
         fams[13].samples.push((l.clone(), num(&s["rxBytes"])));
         fams[14].samples.push((l.clone(), num(&s["txBytes"])));
         fams[15].samples.push((l.clone(), num(&s["rxGroTrains"])));
-        fams[16].samples.push((l, num(&s["txGsoMessages"])));
+        fams[16].samples.push((l.clone(), num(&s["txGsoMessages"])));
+        fams[17].samples.push((l, num(&s["txSealFailed"])));
     }
     let mut api = vec![
         Family::new("shardsfu_shards", "gauge", "Shards the engine runs."),

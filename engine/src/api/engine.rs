@@ -291,6 +291,7 @@ impl Engine {
                 "rxTruncated": net.rx_truncated,
                 "rxGroTrains": net.rx_gro_trains,
                 "txGsoMessages": net.tx_gso_messages,
+                "txSealFailed": net.tx_seal_failed,
             }));
         }
         let placements: Vec<Value> = self
