@@ -65,12 +65,11 @@ impl Default for ConsumerScore {
 impl ConsumerScore {
     /// A new consumer's score: nothing lost yet, and its producer's scores as last told.
     pub fn starting(producer: &[ProducerStreamScore]) -> Self {
-        let producer_scores: Vec<u8> = producer.iter().map(|s| s.score).collect();
-        ConsumerScore {
-            score: crate::rtp::MAX_SCORE,
-            producer_score: producer_scores.iter().copied().max().unwrap_or(0),
-            producer_scores,
-        }
+        ConsumerScore::with(crate::rtp::MAX_SCORE, producer.iter().map(|s| s.score).collect())
+    }
+
+    fn with(score: u8, producer_scores: Vec<u8>) -> Self {
+        ConsumerScore { score, producer_score: producer_scores.iter().copied().max().unwrap_or(0), producer_scores }
     }
 }
 
@@ -123,12 +122,8 @@ fn sample_stream(s: &mut ProducerStream, now: Instant, inactive_after: Duration)
 }
 
 fn consumer_score(c: &ConsumerState, p: Option<&ProducerState>) -> ConsumerScore {
-    let producer_scores: Vec<u8> = p.map(|p| p.streams.iter().map(|s| s.score.get()).collect()).unwrap_or_default();
-    ConsumerScore {
-        score: c.score.get(),
-        producer_score: producer_scores.iter().copied().max().unwrap_or(0),
-        producer_scores,
-    }
+    let producer_scores = p.map(|p| p.streams.iter().map(|s| s.score.get()).collect()).unwrap_or_default();
+    ConsumerScore::with(c.score.get(), producer_scores)
 }
 
 impl Shard {
