@@ -1,6 +1,6 @@
 import type { Channel } from './channel';
-import { AppData, checkOpen, sendAndForget, unwrap } from './common';
-import { EnhancedEventEmitter } from './enhancedEvents';
+import { AppData, checkOpen, unwrap } from './common';
+import { ChannelObject } from './ChannelObject';
 import type { MediaKind, RtpCapabilities, RtpParameters } from './rtpParameters';
 
 export type ConsumerOptions<ConsumerAppData extends AppData = AppData> = {
@@ -69,19 +69,19 @@ export type ConsumerData = {
 	priority?: number;
 };
 
-export class Consumer<ConsumerAppData extends AppData = AppData> extends EnhancedEventEmitter<ConsumerEvents> {
-	readonly #channel: Channel;
+export class Consumer<ConsumerAppData extends AppData = AppData> extends ChannelObject<
+	ConsumerEvents,
+	ConsumerObserverEvents,
+	ConsumerAppData,
+	Consumer
+> {
 	readonly #data: ConsumerData;
-	readonly #onClose: (consumer: Consumer) => void;
-	#closed = false;
 	#paused: boolean;
 	#producerPaused: boolean;
 	#priority: number;
 	#score: ConsumerScore;
 	#preferredLayers?: ConsumerLayers;
 	#currentLayers?: ConsumerLayers;
-	#appData: ConsumerAppData;
-	readonly #observer = new EnhancedEventEmitter<ConsumerObserverEvents>();
 
 	/** @internal */
 	constructor({
@@ -95,8 +95,7 @@ export class Consumer<ConsumerAppData extends AppData = AppData> extends Enhance
 		appData?: ConsumerAppData;
 		onClose: (consumer: Consumer) => void;
 	}) {
-		super();
-		this.#channel = channel;
+		super(channel, data.id, appData, onClose);
 		this.#data = data;
 		this.#paused = Boolean(data.paused);
 		this.#producerPaused = Boolean(data.producerPaused);
@@ -104,8 +103,6 @@ export class Consumer<ConsumerAppData extends AppData = AppData> extends Enhance
 		this.#score = data.score ?? { score: 10, producerScore: 10, producerScores: [] };
 		this.#preferredLayers = data.preferredLayers ?? undefined;
 		this.#currentLayers = data.currentLayers ?? undefined;
-		this.#appData = appData ?? ({} as ConsumerAppData);
-		this.#onClose = onClose;
 		channel.subscribe(data.id, (event, params) => this.#onNotification(event, params));
 	}
 
@@ -115,10 +112,6 @@ export class Consumer<ConsumerAppData extends AppData = AppData> extends Enhance
 
 	get producerId(): string {
 		return this.#data.producerId;
-	}
-
-	get closed(): boolean {
-		return this.#closed;
 	}
 
 	get kind(): MediaKind {
@@ -157,74 +150,48 @@ export class Consumer<ConsumerAppData extends AppData = AppData> extends Enhance
 		return this.#currentLayers;
 	}
 
-	get appData(): ConsumerAppData {
-		return this.#appData;
-	}
-
-	set appData(appData: ConsumerAppData) {
-		this.#appData = appData;
-	}
-
-	get observer(): EnhancedEventEmitter<ConsumerObserverEvents> {
-		return this.#observer;
-	}
-
 	close(): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		this.#channel.unsubscribe(this.id);
-		sendAndForget(this.#channel.request('consumer.close', { consumerId: this.id }));
-		this.#onClose(this as Consumer);
-		this.#observer.safeEmit('close');
+		this.end(['consumer.close', { consumerId: this.id }]);
 	}
 
 	/** @internal */
 	transportClosed(): void {
-		this.#closedBy('transportclose');
-	}
-
-	#closedBy(event: 'transportclose' | 'producerclose'): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		this.#channel.unsubscribe(this.id);
-		this.#onClose(this as Consumer);
-		this.safeEmit(event);
-		this.#observer.safeEmit('close');
+		this.end(undefined, 'transportclose');
 	}
 
 	async dump(): Promise<ConsumerDump> {
-		checkOpen(this.#closed, 'Consumer');
-		return this.#channel.request('consumer.dump', { consumerId: this.id });
+		checkOpen(this.closed, 'Consumer');
+		return this.channel.request('consumer.dump', { consumerId: this.id });
 	}
 
 	async getStats(): Promise<ConsumerStat[]> {
-		checkOpen(this.#closed, 'Consumer');
-		return this.#channel.request('consumer.getStats', { consumerId: this.id });
+		checkOpen(this.closed, 'Consumer');
+		return this.channel.request('consumer.getStats', { consumerId: this.id });
 	}
 
 	async pause(): Promise<void> {
-		checkOpen(this.#closed, 'Consumer');
+		checkOpen(this.closed, 'Consumer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('consumer.pause', { consumerId: this.id });
+		await this.channel.request('consumer.pause', { consumerId: this.id });
 		this.#paused = true;
-		if (!wasPaused && !this.#producerPaused && !this.#closed) this.#observer.safeEmit('pause');
+		if (!wasPaused && !this.#producerPaused && !this.closed) this.observer.safeEmit('pause');
 	}
 
 	async resume(): Promise<void> {
-		checkOpen(this.#closed, 'Consumer');
+		checkOpen(this.closed, 'Consumer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('consumer.resume', { consumerId: this.id });
+		await this.channel.request('consumer.resume', { consumerId: this.id });
 		this.#paused = false;
-		if (wasPaused && !this.#producerPaused && !this.#closed) this.#observer.safeEmit('resume');
+		if (wasPaused && !this.#producerPaused && !this.closed) this.observer.safeEmit('resume');
 	}
 
 	async setPreferredLayers({ spatialLayer, temporalLayer }: ConsumerLayers): Promise<void> {
-		checkOpen(this.#closed, 'Consumer');
+		checkOpen(this.closed, 'Consumer');
 		if (typeof spatialLayer !== 'number') throw new TypeError('spatialLayer must be a number');
 		if (temporalLayer !== undefined && typeof temporalLayer !== 'number') {
 			throw new TypeError('if given, temporalLayer must be a number');
 		}
-		const result = await this.#channel.request<{ preferredLayers?: ConsumerLayers } | ConsumerLayers | null>(
+		const result = await this.channel.request<{ preferredLayers?: ConsumerLayers } | ConsumerLayers | null>(
 			'consumer.setPreferredLayers',
 			{ consumerId: this.id, spatialLayer, temporalLayer },
 		);
@@ -232,9 +199,9 @@ export class Consumer<ConsumerAppData extends AppData = AppData> extends Enhance
 	}
 
 	async setPriority(priority: number): Promise<void> {
-		checkOpen(this.#closed, 'Consumer');
+		checkOpen(this.closed, 'Consumer');
 		if (typeof priority !== 'number' || priority < 0) throw new TypeError('priority must be a positive number');
-		const result = await this.#channel.request<{ priority: number } | number | null>('consumer.setPriority', {
+		const result = await this.channel.request<{ priority: number } | number | null>('consumer.setPriority', {
 			consumerId: this.id,
 			priority,
 		});
@@ -246,51 +213,51 @@ export class Consumer<ConsumerAppData extends AppData = AppData> extends Enhance
 	}
 
 	async requestKeyFrame(): Promise<void> {
-		checkOpen(this.#closed, 'Consumer');
-		await this.#channel.request('consumer.requestKeyFrame', { consumerId: this.id });
+		checkOpen(this.closed, 'Consumer');
+		await this.channel.request('consumer.requestKeyFrame', { consumerId: this.id });
 	}
 
 	async enableTraceEvent(types: ConsumerTraceEventType[] = []): Promise<void> {
-		checkOpen(this.#closed, 'Consumer');
+		checkOpen(this.closed, 'Consumer');
 		if (!Array.isArray(types)) throw new TypeError('types must be an array');
-		await this.#channel.request('consumer.enableTraceEvent', { consumerId: this.id, types });
+		await this.channel.request('consumer.enableTraceEvent', { consumerId: this.id, types });
 	}
 
 	#onNotification(event: string, params: Record<string, any>): void {
 		switch (event) {
 			case 'transportclose':
-				this.#closedBy('transportclose');
+				this.end(undefined, 'transportclose');
 				break;
 			case 'producerclose':
-				this.#closedBy('producerclose');
+				this.end(undefined, 'producerclose');
 				break;
 			case 'producerpause': {
 				if (this.#producerPaused) break;
 				this.#producerPaused = true;
 				this.safeEmit('producerpause');
-				if (!this.#paused) this.#observer.safeEmit('pause');
+				if (!this.#paused) this.observer.safeEmit('pause');
 				break;
 			}
 			case 'producerresume': {
 				if (!this.#producerPaused) break;
 				this.#producerPaused = false;
 				this.safeEmit('producerresume');
-				if (!this.#paused) this.#observer.safeEmit('resume');
+				if (!this.#paused) this.observer.safeEmit('resume');
 				break;
 			}
 			case 'score':
 				this.#score = params.score;
 				this.safeEmit('score', params.score);
-				this.#observer.safeEmit('score', params.score);
+				this.observer.safeEmit('score', params.score);
 				break;
 			case 'layerschange':
 				this.#currentLayers = params.layers ?? undefined;
 				this.safeEmit('layerschange', this.#currentLayers);
-				this.#observer.safeEmit('layerschange', this.#currentLayers);
+				this.observer.safeEmit('layerschange', this.#currentLayers);
 				break;
 			case 'trace':
 				this.safeEmit('trace', params.trace);
-				this.#observer.safeEmit('trace', params.trace);
+				this.observer.safeEmit('trace', params.trace);
 				break;
 			case 'rtp': {
 				const b64 = params.packet ?? params.rtpPacket;

@@ -1,6 +1,6 @@
 import type { Channel } from './channel';
-import { AppData, checkOpen, sendAndForget } from './common';
-import { EnhancedEventEmitter } from './enhancedEvents';
+import { AppData, checkOpen } from './common';
+import { ChannelObject } from './ChannelObject';
 import type { SctpStreamParameters } from './rtpParameters';
 
 export type DataConsumerOptions<DataConsumerAppData extends AppData = AppData> = {
@@ -42,16 +42,16 @@ export type DataConsumerData = {
 	bufferedAmountLowThreshold?: number;
 };
 
-export class DataConsumer<DataConsumerAppData extends AppData = AppData> extends EnhancedEventEmitter<DataConsumerEvents> {
-	readonly #channel: Channel;
+export class DataConsumer<DataConsumerAppData extends AppData = AppData> extends ChannelObject<
+	DataConsumerEvents,
+	DataConsumerObserverEvents,
+	DataConsumerAppData,
+	DataConsumer
+> {
 	readonly #data: DataConsumerData;
-	readonly #onClose: (dataConsumer: DataConsumer) => void;
-	#closed = false;
 	#paused: boolean;
 	#dataProducerPaused: boolean;
 	#subchannels: number[];
-	#appData: DataConsumerAppData;
-	readonly #observer = new EnhancedEventEmitter<DataConsumerObserverEvents>();
 
 	/** @internal */
 	constructor({
@@ -65,14 +65,11 @@ export class DataConsumer<DataConsumerAppData extends AppData = AppData> extends
 		appData?: DataConsumerAppData;
 		onClose: (dataConsumer: DataConsumer) => void;
 	}) {
-		super();
-		this.#channel = channel;
+		super(channel, data.id, appData, onClose);
 		this.#data = data;
 		this.#paused = Boolean(data.paused);
 		this.#dataProducerPaused = Boolean(data.dataProducerPaused);
 		this.#subchannels = data.subchannels ?? [];
-		this.#appData = appData ?? ({} as DataConsumerAppData);
-		this.#onClose = onClose;
 		channel.subscribe(data.id, (event, params) => this.#onNotification(event, params));
 	}
 
@@ -82,10 +79,6 @@ export class DataConsumer<DataConsumerAppData extends AppData = AppData> extends
 
 	get dataProducerId(): string {
 		return this.#data.dataProducerId;
-	}
-
-	get closed(): boolean {
-		return this.#closed;
 	}
 
 	get type(): DataConsumerType {
@@ -116,75 +109,49 @@ export class DataConsumer<DataConsumerAppData extends AppData = AppData> extends
 		return this.#subchannels;
 	}
 
-	get appData(): DataConsumerAppData {
-		return this.#appData;
-	}
-
-	set appData(appData: DataConsumerAppData) {
-		this.#appData = appData;
-	}
-
-	get observer(): EnhancedEventEmitter<DataConsumerObserverEvents> {
-		return this.#observer;
-	}
-
 	close(): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		this.#channel.unsubscribe(this.id);
-		sendAndForget(this.#channel.request('dataConsumer.close', { dataConsumerId: this.id }));
-		this.#onClose(this as DataConsumer);
-		this.#observer.safeEmit('close');
+		this.end(['dataConsumer.close', { dataConsumerId: this.id }]);
 	}
 
 	/** @internal */
 	transportClosed(): void {
-		this.#closedBy('transportclose');
-	}
-
-	#closedBy(event: 'transportclose' | 'dataproducerclose'): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		this.#channel.unsubscribe(this.id);
-		this.#onClose(this as DataConsumer);
-		this.safeEmit(event);
-		this.#observer.safeEmit('close');
+		this.end(undefined, 'transportclose');
 	}
 
 	async dump(): Promise<Record<string, any>> {
-		checkOpen(this.#closed, 'DataConsumer');
-		return this.#channel.request('dataConsumer.dump', { dataConsumerId: this.id });
+		checkOpen(this.closed, 'DataConsumer');
+		return this.channel.request('dataConsumer.dump', { dataConsumerId: this.id });
 	}
 
 	async getStats(): Promise<Record<string, any>[]> {
-		checkOpen(this.#closed, 'DataConsumer');
-		return this.#channel.request('dataConsumer.getStats', { dataConsumerId: this.id });
+		checkOpen(this.closed, 'DataConsumer');
+		return this.channel.request('dataConsumer.getStats', { dataConsumerId: this.id });
 	}
 
 	async pause(): Promise<void> {
-		checkOpen(this.#closed, 'DataConsumer');
+		checkOpen(this.closed, 'DataConsumer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('dataConsumer.pause', { dataConsumerId: this.id });
+		await this.channel.request('dataConsumer.pause', { dataConsumerId: this.id });
 		this.#paused = true;
-		if (!wasPaused && !this.#dataProducerPaused && !this.#closed) this.#observer.safeEmit('pause');
+		if (!wasPaused && !this.#dataProducerPaused && !this.closed) this.observer.safeEmit('pause');
 	}
 
 	async resume(): Promise<void> {
-		checkOpen(this.#closed, 'DataConsumer');
+		checkOpen(this.closed, 'DataConsumer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('dataConsumer.resume', { dataConsumerId: this.id });
+		await this.channel.request('dataConsumer.resume', { dataConsumerId: this.id });
 		this.#paused = false;
-		if (wasPaused && !this.#dataProducerPaused && !this.#closed) this.#observer.safeEmit('resume');
+		if (wasPaused && !this.#dataProducerPaused && !this.closed) this.observer.safeEmit('resume');
 	}
 
 	async setBufferedAmountLowThreshold(threshold: number): Promise<void> {
-		checkOpen(this.#closed, 'DataConsumer');
-		await this.#channel.request('dataConsumer.setBufferedAmountLowThreshold', { dataConsumerId: this.id, threshold });
+		checkOpen(this.closed, 'DataConsumer');
+		await this.channel.request('dataConsumer.setBufferedAmountLowThreshold', { dataConsumerId: this.id, threshold });
 	}
 
 	async getBufferedAmount(): Promise<number> {
-		checkOpen(this.#closed, 'DataConsumer');
-		const result = await this.#channel.request<{ bufferedAmount: number } | number>(
+		checkOpen(this.closed, 'DataConsumer');
+		const result = await this.channel.request<{ bufferedAmount: number } | number>(
 			'dataConsumer.getBufferedAmount',
 			{ dataConsumerId: this.id },
 		);
@@ -192,9 +159,9 @@ export class DataConsumer<DataConsumerAppData extends AppData = AppData> extends
 	}
 
 	async setSubchannels(subchannels: number[]): Promise<void> {
-		checkOpen(this.#closed, 'DataConsumer');
+		checkOpen(this.closed, 'DataConsumer');
 		if (!Array.isArray(subchannels)) throw new TypeError('subchannels must be an array');
-		const result = await this.#channel.request<{ subchannels: number[] } | number[] | null>(
+		const result = await this.channel.request<{ subchannels: number[] } | number[] | null>(
 			'dataConsumer.setSubchannels',
 			{ dataConsumerId: this.id, subchannels },
 		);
@@ -211,12 +178,12 @@ export class DataConsumer<DataConsumerAppData extends AppData = AppData> extends
 
 	/** DirectTransport data consumers; binary messages travel base64-encoded like DataProducer.send. */
 	async send(message: string | Buffer, ppid?: number): Promise<void> {
-		checkOpen(this.#closed, 'DataConsumer');
+		checkOpen(this.closed, 'DataConsumer');
 		const binary = Buffer.isBuffer(message);
 		if (ppid === undefined) {
 			ppid = binary ? (message.length > 0 ? 53 : 57) : message.length > 0 ? 51 : 56;
 		}
-		await this.#channel.request('dataConsumer.send', {
+		await this.channel.request('dataConsumer.send', {
 			dataConsumerId: this.id,
 			message: binary ? (message as Buffer).toString('base64') : message,
 			binary,
@@ -227,22 +194,22 @@ export class DataConsumer<DataConsumerAppData extends AppData = AppData> extends
 	#onNotification(event: string, params: Record<string, any>): void {
 		switch (event) {
 			case 'transportclose':
-				this.#closedBy('transportclose');
+				this.end(undefined, 'transportclose');
 				break;
 			case 'dataproducerclose':
-				this.#closedBy('dataproducerclose');
+				this.end(undefined, 'dataproducerclose');
 				break;
 			case 'dataproducerpause':
 				if (this.#dataProducerPaused) break;
 				this.#dataProducerPaused = true;
 				this.safeEmit('dataproducerpause');
-				if (!this.#paused) this.#observer.safeEmit('pause');
+				if (!this.#paused) this.observer.safeEmit('pause');
 				break;
 			case 'dataproducerresume':
 				if (!this.#dataProducerPaused) break;
 				this.#dataProducerPaused = false;
 				this.safeEmit('dataproducerresume');
-				if (!this.#paused) this.#observer.safeEmit('resume');
+				if (!this.#paused) this.observer.safeEmit('resume');
 				break;
 			case 'message': {
 				const data =

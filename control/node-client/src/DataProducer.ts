@@ -1,6 +1,6 @@
 import type { Channel } from './channel';
 import { AppData, checkOpen, sendAndForget } from './common';
-import { EnhancedEventEmitter } from './enhancedEvents';
+import { ChannelObject } from './ChannelObject';
 import type { SctpStreamParameters } from './rtpParameters';
 
 export type DataProducerOptions<DataProducerAppData extends AppData = AppData> = {
@@ -27,14 +27,14 @@ export type DataProducerData = {
 	paused?: boolean;
 };
 
-export class DataProducer<DataProducerAppData extends AppData = AppData> extends EnhancedEventEmitter<DataProducerEvents> {
-	readonly #channel: Channel;
+export class DataProducer<DataProducerAppData extends AppData = AppData> extends ChannelObject<
+	DataProducerEvents,
+	DataProducerObserverEvents,
+	DataProducerAppData,
+	DataProducer
+> {
 	readonly #data: DataProducerData;
-	readonly #onClose: (dataProducer: DataProducer) => void;
-	#closed = false;
 	#paused: boolean;
-	#appData: DataProducerAppData;
-	readonly #observer = new EnhancedEventEmitter<DataProducerObserverEvents>();
 
 	/** @internal */
 	constructor({
@@ -48,12 +48,9 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 		appData?: DataProducerAppData;
 		onClose: (dataProducer: DataProducer) => void;
 	}) {
-		super();
-		this.#channel = channel;
+		super(channel, data.id, appData, onClose);
 		this.#data = data;
 		this.#paused = Boolean(data.paused);
-		this.#appData = appData ?? ({} as DataProducerAppData);
-		this.#onClose = onClose;
 		channel.subscribe(data.id, (event) => {
 			if (event === 'transportclose') this.transportClosed();
 		});
@@ -61,10 +58,6 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 
 	get id(): string {
 		return this.#data.id;
-	}
-
-	get closed(): boolean {
-		return this.#closed;
 	}
 
 	get type(): DataProducerType {
@@ -87,61 +80,39 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 		return this.#paused;
 	}
 
-	get appData(): DataProducerAppData {
-		return this.#appData;
-	}
-
-	set appData(appData: DataProducerAppData) {
-		this.#appData = appData;
-	}
-
-	get observer(): EnhancedEventEmitter<DataProducerObserverEvents> {
-		return this.#observer;
-	}
-
 	close(): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		this.#channel.unsubscribe(this.id);
-		sendAndForget(this.#channel.request('dataProducer.close', { dataProducerId: this.id }));
-		this.#onClose(this as DataProducer);
-		this.#observer.safeEmit('close');
+		this.end(['dataProducer.close', { dataProducerId: this.id }]);
 	}
 
 	/** @internal */
 	transportClosed(): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		this.#channel.unsubscribe(this.id);
-		this.#onClose(this as DataProducer);
-		this.safeEmit('transportclose');
-		this.#observer.safeEmit('close');
+		this.end(undefined, 'transportclose');
 	}
 
 	async dump(): Promise<Record<string, any>> {
-		checkOpen(this.#closed, 'DataProducer');
-		return this.#channel.request('dataProducer.dump', { dataProducerId: this.id });
+		checkOpen(this.closed, 'DataProducer');
+		return this.channel.request('dataProducer.dump', { dataProducerId: this.id });
 	}
 
 	async getStats(): Promise<Record<string, any>[]> {
-		checkOpen(this.#closed, 'DataProducer');
-		return this.#channel.request('dataProducer.getStats', { dataProducerId: this.id });
+		checkOpen(this.closed, 'DataProducer');
+		return this.channel.request('dataProducer.getStats', { dataProducerId: this.id });
 	}
 
 	async pause(): Promise<void> {
-		checkOpen(this.#closed, 'DataProducer');
+		checkOpen(this.closed, 'DataProducer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('dataProducer.pause', { dataProducerId: this.id });
+		await this.channel.request('dataProducer.pause', { dataProducerId: this.id });
 		this.#paused = true;
-		if (!wasPaused && !this.#closed) this.#observer.safeEmit('pause');
+		if (!wasPaused && !this.closed) this.observer.safeEmit('pause');
 	}
 
 	async resume(): Promise<void> {
-		checkOpen(this.#closed, 'DataProducer');
+		checkOpen(this.closed, 'DataProducer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('dataProducer.resume', { dataProducerId: this.id });
+		await this.channel.request('dataProducer.resume', { dataProducerId: this.id });
 		this.#paused = false;
-		if (wasPaused && !this.#closed) this.#observer.safeEmit('resume');
+		if (wasPaused && !this.closed) this.observer.safeEmit('resume');
 	}
 
 	/**
@@ -149,7 +120,7 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 	 * (56/57 for empty ones). Binary messages travel base64-encoded (`binary: true`).
 	 */
 	send(message: string | Buffer, ppid?: number, subchannels?: number[], requiredSubchannel?: number): void {
-		checkOpen(this.#closed, 'DataProducer');
+		checkOpen(this.closed, 'DataProducer');
 		if (typeof message !== 'string' && !Buffer.isBuffer(message)) {
 			throw new TypeError('message must be a string or a Buffer');
 		}
@@ -158,7 +129,7 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 			ppid = binary ? (message.length > 0 ? 53 : 57) : message.length > 0 ? 51 : 56;
 		}
 		sendAndForget(
-			this.#channel.request('dataProducer.send', {
+			this.channel.request('dataProducer.send', {
 				dataProducerId: this.id,
 				message: binary ? (message as Buffer).toString('base64') : message,
 				binary,

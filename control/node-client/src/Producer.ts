@@ -1,6 +1,6 @@
 import type { Channel } from './channel';
 import { AppData, checkOpen, sendAndForget } from './common';
-import { EnhancedEventEmitter } from './enhancedEvents';
+import { ChannelObject } from './ChannelObject';
 import type { MediaKind, RtpParameters } from './rtpParameters';
 
 export type ProducerOptions<ProducerAppData extends AppData = AppData> = {
@@ -58,17 +58,17 @@ export type ProducerData = {
 	score?: ProducerScore[];
 };
 
-export class Producer<ProducerAppData extends AppData = AppData> extends EnhancedEventEmitter<ProducerEvents> {
-	readonly #channel: Channel;
+export class Producer<ProducerAppData extends AppData = AppData> extends ChannelObject<
+	ProducerEvents,
+	ProducerObserverEvents,
+	ProducerAppData,
+	Producer
+> {
 	readonly #routerId: string;
 	readonly #data: ProducerData;
-	readonly #onClose: (producer: Producer) => void;
 	readonly #direct: boolean;
-	#closed = false;
 	#paused: boolean;
 	#score: ProducerScore[];
-	#appData: ProducerAppData;
-	readonly #observer = new EnhancedEventEmitter<ProducerObserverEvents>();
 
 	/** @internal */
 	constructor({
@@ -86,15 +86,12 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 		direct?: boolean;
 		onClose: (producer: Producer) => void;
 	}) {
-		super();
-		this.#channel = channel;
+		super(channel, `${data.id}@${routerId}`, appData, onClose);
 		this.#routerId = routerId;
 		this.#data = data;
 		this.#paused = Boolean(data.paused);
 		this.#score = data.score ?? [];
-		this.#appData = appData ?? ({} as ProducerAppData);
 		this.#direct = Boolean(direct);
-		this.#onClose = onClose;
 		channel.subscribe(this.#key, (event, params) => this.#onNotification(event, params));
 	}
 
@@ -112,10 +109,6 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 
 	get id(): string {
 		return this.#data.id;
-	}
-
-	get closed(): boolean {
-		return this.#closed;
 	}
 
 	get kind(): MediaKind {
@@ -146,67 +139,45 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 		return this.#score;
 	}
 
-	get appData(): ProducerAppData {
-		return this.#appData;
-	}
-
-	set appData(appData: ProducerAppData) {
-		this.#appData = appData;
-	}
-
-	get observer(): EnhancedEventEmitter<ProducerObserverEvents> {
-		return this.#observer;
-	}
-
 	close(): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		this.#channel.unsubscribe(this.#key);
-		sendAndForget(this.#channel.request('producer.close', this.#params()));
-		this.#onClose(this as Producer);
-		this.#observer.safeEmit('close');
+		this.end(['producer.close', this.#params()]);
 	}
 
 	/** @internal The transport (or router, for a pipe producer) closed. */
 	transportClosed(): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		this.#channel.unsubscribe(this.#key);
-		this.#onClose(this as Producer);
-		this.safeEmit('transportclose');
-		this.#observer.safeEmit('close');
+		this.end(undefined, 'transportclose');
 	}
 
 	async dump(): Promise<ProducerDump> {
-		checkOpen(this.#closed, 'Producer');
-		return this.#channel.request('producer.dump', this.#params());
+		checkOpen(this.closed, 'Producer');
+		return this.channel.request('producer.dump', this.#params());
 	}
 
 	async getStats(): Promise<ProducerStat[]> {
-		checkOpen(this.#closed, 'Producer');
-		return this.#channel.request('producer.getStats', this.#params());
+		checkOpen(this.closed, 'Producer');
+		return this.channel.request('producer.getStats', this.#params());
 	}
 
 	async pause(): Promise<void> {
-		checkOpen(this.#closed, 'Producer');
+		checkOpen(this.closed, 'Producer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('producer.pause', this.#params());
+		await this.channel.request('producer.pause', this.#params());
 		this.#paused = true;
-		if (!wasPaused && !this.#closed) this.#observer.safeEmit('pause');
+		if (!wasPaused && !this.closed) this.observer.safeEmit('pause');
 	}
 
 	async resume(): Promise<void> {
-		checkOpen(this.#closed, 'Producer');
+		checkOpen(this.closed, 'Producer');
 		const wasPaused = this.#paused;
-		await this.#channel.request('producer.resume', this.#params());
+		await this.channel.request('producer.resume', this.#params());
 		this.#paused = false;
-		if (wasPaused && !this.#closed) this.#observer.safeEmit('resume');
+		if (wasPaused && !this.closed) this.observer.safeEmit('resume');
 	}
 
 	async enableTraceEvent(types: ProducerTraceEventType[] = []): Promise<void> {
-		checkOpen(this.#closed, 'Producer');
+		checkOpen(this.closed, 'Producer');
 		if (!Array.isArray(types)) throw new TypeError('types must be an array');
-		await this.#channel.request('producer.enableTraceEvent', this.#params({ types }));
+		await this.channel.request('producer.enableTraceEvent', this.#params({ types }));
 	}
 
 	/**
@@ -214,11 +185,11 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 	 * `producer.send {producerId, rtpPacket}`.
 	 */
 	send(rtpPacket: Buffer): void {
-		checkOpen(this.#closed, 'Producer');
+		checkOpen(this.closed, 'Producer');
 		if (!Buffer.isBuffer(rtpPacket)) throw new TypeError('rtpPacket must be a Buffer');
 		if (!this.#direct) throw new TypeError('send() only applies to producers of a DirectTransport');
 		sendAndForget(
-			this.#channel.request('producer.send', this.#params({ rtpPacket: rtpPacket.toString('base64') })),
+			this.channel.request('producer.send', this.#params({ rtpPacket: rtpPacket.toString('base64') })),
 		);
 	}
 
@@ -230,25 +201,25 @@ export class Producer<ProducerAppData extends AppData = AppData> extends Enhance
 			case 'score':
 				this.#score = params.score;
 				this.safeEmit('score', params.score);
-				this.#observer.safeEmit('score', params.score);
+				this.observer.safeEmit('score', params.score);
 				break;
 			case 'pause':
 				if (this.#paused) break;
 				this.#paused = true;
-				this.#observer.safeEmit('pause');
+				this.observer.safeEmit('pause');
 				break;
 			case 'resume':
 				if (!this.#paused) break;
 				this.#paused = false;
-				this.#observer.safeEmit('resume');
+				this.observer.safeEmit('resume');
 				break;
 			case 'videoorientationchange':
 				this.safeEmit('videoorientationchange', params.videoOrientation);
-				this.#observer.safeEmit('videoorientationchange', params.videoOrientation);
+				this.observer.safeEmit('videoorientationchange', params.videoOrientation);
 				break;
 			case 'trace':
 				this.safeEmit('trace', params.trace);
-				this.#observer.safeEmit('trace', params.trace);
+				this.observer.safeEmit('trace', params.trace);
 				break;
 			default:
 				break;
