@@ -25,6 +25,12 @@
 //! cap, the transport is refused.
 //!
 //! The inputs and the decision are logged by the caller and shown in `Engine::dump()`.
+//!
+//! Inputs: each shard measures its own load and sends it, once per 100 ms window, as a report on
+//! its load ring (`shardsfu_net::ShardHandle::load`): busy fraction, packets in and out per
+//! second, its object counts, and how many creation commands (routers, transports, consumers) it
+//! has received. [`LoadBoard`] adds the creations sent to the shard that its newest report does
+//! not include yet, so that back-to-back placements see each other between reports.
 
 use serde::Serialize;
 
@@ -35,9 +41,14 @@ pub struct ShardLoadView {
     pub shard: usize,
     /// Share of wall time the shard loop spent working over the last window, 0..=1.
     pub busy_fraction: f32,
+    /// Datagrams in and out per second over the last window (shown; the score uses busy).
+    pub rx_pps: u64,
+    pub tx_pps: u64,
     pub routers: u32,
     pub transports: u32,
     pub consumers: u32,
+    /// Number of the load report these figures come from (0: none yet).
+    pub report: u64,
 }
 
 /// Knobs of the policy.
@@ -142,9 +153,100 @@ pub fn place_transport(
         .or_else(|| least_loaded(loads.iter().filter(|l| !at_capacity(l, policy)), policy, true))
 }
 
+/// Kinds of object placement counts on their way to a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creates {
+    Router = 0,
+    Transport = 1,
+    Consumer = 2,
+}
+
+/// The creation commands sent to each shard, against which a shard's report (the creation
+/// commands it had received when it reported) tells which are still on their way. Counts wrap;
+/// only differences matter. Exact, with no timing assumption: a command is counted here before
+/// it is pushed on the shard's ring, and by the shard when it takes it off.
+#[derive(Debug, Clone)]
+pub struct LoadBoard {
+    sent: Vec<[u32; 3]>,
+}
+
+impl LoadBoard {
+    pub fn new(shards: usize) -> Self {
+        LoadBoard { sent: vec![[0; 3]; shards] }
+    }
+
+    /// A creation command is about to go to `shard` (`sent`), or could not go after all (`!sent`).
+    pub fn sent(&mut self, shard: usize, kind: Creates, sent: bool) {
+        if let Some(counts) = self.sent.get_mut(shard) {
+            let n = &mut counts[kind as usize];
+            *n = if sent { n.wrapping_add(1) } else { n.wrapping_sub(1) };
+        }
+    }
+
+    /// The shard's reported figures plus the creations sent that the report does not include
+    /// (`received`: the creation commands the shard had received, by [`Creates`] kind). A
+    /// creation that failed on the shard is received and not counted, as it should be.
+    pub fn view(&self, reported: ShardLoadView, received: [u32; 3]) -> ShardLoadView {
+        let Some(sent) = self.sent.get(reported.shard) else { return reported };
+        let pending = |kind: Creates| {
+            let ahead = sent[kind as usize].wrapping_sub(received[kind as usize]);
+            // A report is never ahead of what was sent; a value this large would mean it is.
+            if ahead > u32::MAX / 2 {
+                0
+            } else {
+                ahead
+            }
+        };
+        ShardLoadView {
+            routers: reported.routers + pending(Creates::Router),
+            transports: reported.transports + pending(Creates::Transport),
+            consumers: reported.consumers + pending(Creates::Consumer),
+            ..reported
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_board_adds_what_the_report_has_not_seen() {
+        let mut board = LoadBoard::new(2);
+        let reported = ShardLoadView { shard: 1, routers: 1, transports: 4, consumers: 10, ..Default::default() };
+        // Nothing sent yet beyond what the shard received: the report as it is.
+        assert_eq!(board.view(reported, [0; 3]), reported);
+        for _ in 0..3 {
+            board.sent(1, Creates::Transport, true);
+        }
+        board.sent(1, Creates::Consumer, true);
+        board.sent(0, Creates::Router, true);
+        let v = board.view(reported, [0; 3]);
+        assert_eq!((v.routers, v.transports, v.consumers), (1, 7, 11));
+        // The shard took two transports and the consumer off its ring: its counts include them.
+        let newer = ShardLoadView { transports: 6, consumers: 11, ..reported };
+        let v = board.view(newer, [0, 2, 1]);
+        assert_eq!((v.routers, v.transports, v.consumers), (1, 7, 11));
+        // A command that could not be queued is taken back.
+        board.sent(1, Creates::Transport, false);
+        let v = board.view(newer, [0, 2, 1]);
+        assert_eq!(v.transports, 6);
+        // Shard 0's router is its own business.
+        assert_eq!(board.view(ShardLoadView::default(), [0; 3]).routers, 1);
+        assert_eq!(board.view(ShardLoadView::default(), [1, 0, 0]).routers, 0);
+    }
+
+    #[test]
+    fn the_board_counts_across_wrapping() {
+        let mut board = LoadBoard { sent: vec![[u32::MAX, 1, 0]] };
+        board.sent(0, Creates::Router, true);
+        // Sent wrapped to 0; the shard received u32::MAX - 1 of them: two on their way.
+        let v = board.view(ShardLoadView::default(), [u32::MAX - 1, 1, 0]);
+        assert_eq!((v.routers, v.transports), (2, 0));
+        // A report that claims more than was sent (never expected) adds nothing.
+        let v = board.view(ShardLoadView::default(), [0, 5, 0]);
+        assert_eq!(v.transports, 0);
+    }
 
     fn load(shard: usize, busy: f32, consumers: u32) -> ShardLoadView {
         ShardLoadView { shard, busy_fraction: busy, consumers, ..Default::default() }

@@ -8,7 +8,11 @@
 //! and a transmit queue. Nothing on the packet path is shared between threads. Shards talk to each
 //! other and to API callers only through bounded SPSC [`ring`]s: per ordered pair of shards one
 //! command ring, one media ring and one return ring, plus one inbound API ring per shard (its
-//! producer behind a mutex in [`ShardHandle`]).
+//! producer behind a mutex in [`ShardHandle`]) and one outbound load ring per shard: once per
+//! `LOAD_WINDOW` the shard sends a [`ShardLoad`] report on it (busy fraction of its loop, packets
+//! in and out per second, counters, and the service's own figures), which
+//! [`ShardHandle::load`] reads. A shard never waits for that ring: a report that finds it full is
+//! dropped and counted.
 //!
 //! # The loop, per turn
 //!
@@ -136,8 +140,8 @@ pub use runtime::{
     Runtime, RuntimeConfig, ShardHandle, ShardInfo, ShardLoad, StartError, SubmitError, MAX_SHARDS, MEMLOCK_NEED_KIB,
 };
 pub use shard::{
-    Io, ShardService, LOAD_WINDOW, MAX_COMMANDS_PER_TURN, MAX_EPOLL_EVENTS, MAX_PARK, MAX_RX_BATCHES_PER_SOCKET,
-    MAX_RX_PER_TURN,
+    Io, ShardService, LOAD_RING_CAPACITY, LOAD_WINDOW, MAX_COMMANDS_PER_TURN, MAX_EPOLL_EVENTS, MAX_PARK,
+    MAX_RX_BATCHES_PER_SOCKET, MAX_RX_PER_TURN,
 };
 pub use tcp::{
     MAX_TCP_ACCEPTS_PER_TURN, MAX_TCP_CONNECTIONS_PER_SHARD, MAX_TCP_FRAME_BYTES, MAX_TCP_RX_BYTES_PER_TURN,

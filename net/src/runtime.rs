@@ -8,8 +8,8 @@ use std::time::Duration;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::media::{self, MediaIn, MediaOut};
-use crate::ring::{self, Producer};
-use crate::shard::{Core, Shard, ShardService, ShardShared, WAKE_TOKEN};
+use crate::ring::{self, Consumer, Producer};
+use crate::shard::{Core, Shard, ShardService, ShardShared, LOAD_RING_CAPACITY, WAKE_TOKEN};
 use crate::sys::{self, Epoll, EventFd};
 use crate::udp::Udp;
 
@@ -54,9 +54,17 @@ pub struct ShardInfo {
     pub cpu: Option<usize>,
 }
 
-/// Measured by the shard itself and published once per ~100 ms window, for placement.
+/// Measured by the shard itself and sent once per `LOAD_WINDOW` as a message on the shard's
+/// load ring (see [`ShardHandle::load`]), for placement and monitoring.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ShardLoad {
+    /// Reports this shard has sent (1 for the first); 0 means no report has arrived yet.
+    pub seq: u64,
+    /// Reports the shard could not send because its load ring was full (nobody read it).
+    pub reports_dropped: u64,
+    /// The service's own figures at the end of the window ([`ShardService::load_figures`]; the
+    /// engine's: object counts and creation commands received).
+    pub service: [u32; 8],
     /// Share of wall time over the last window spent on data work (datagrams in and out,
     /// inter-shard media, timers), 0..1. Control commands are not counted: they are bursts at
     /// setup, not load.
@@ -214,7 +222,16 @@ struct HandleInner<C> {
     /// The API ring is SPSC; many caller threads share its producer behind a mutex
     /// (control plane only, never the packet path).
     api: Mutex<Producer<C>>,
+    /// The shard's load reports, and the newest one taken off the ring.
+    load: Mutex<LoadInbox>,
     shared: Arc<ShardShared>,
+}
+
+/// Reports on a shard's load ring: the reader side (many reader threads behind the handle's
+/// mutex; control plane only).
+struct LoadInbox {
+    ring: Consumer<ShardLoad>,
+    latest: ShardLoad,
 }
 
 /// Cheap, `Clone + Send + Sync` handle to one shard, usable from any thread.
@@ -250,8 +267,19 @@ impl<C: Send + 'static> ShardHandle<C> {
         Ok(())
     }
 
+    /// The shard's newest load report: takes every report waiting on its load ring and keeps the
+    /// last. The shard sends one per `LOAD_WINDOW` and never waits for the ring: a reader that
+    /// lets `LOAD_RING_CAPACITY` windows pass without reading sees the figures of the window
+    /// that filled it (`reports_dropped` counts the rest) until it reads again. The engine's
+    /// event thread reads every window.
     pub fn load(&self) -> ShardLoad {
-        self.inner.shared.load.read()
+        let mut inbox = match self.inner.load.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let inbox = &mut *inbox;
+        inbox.ring.drain(usize::MAX, |report| inbox.latest = report);
+        inbox.latest
     }
 }
 
@@ -327,11 +355,15 @@ impl<C: Send + 'static> Runtime<C> {
         // Rings: API ring per shard, then one per ordered pair of shards.
         let mut inbound: Vec<Vec<_>> = (0..count).map(|_| Vec::with_capacity(count)).collect();
         let mut handles = Vec::with_capacity(count);
+        let mut load_out = Vec::with_capacity(count);
         for (i, ring_in) in inbound.iter_mut().enumerate() {
             let (tx, rx) = ring::channel::<C>(config.ring_capacity);
             ring_in.push(rx);
+            let (load_tx, load_rx) = ring::channel::<ShardLoad>(LOAD_RING_CAPACITY);
+            load_out.push(load_tx);
+            let load = Mutex::new(LoadInbox { ring: load_rx, latest: ShardLoad::default() });
             handles.push(ShardHandle {
-                inner: Arc::new(HandleInner { index: i, api: Mutex::new(tx), shared: shared[i].clone() }),
+                inner: Arc::new(HandleInner { index: i, api: Mutex::new(tx), load, shared: shared[i].clone() }),
             });
         }
         let mut peers: Vec<Vec<Option<Producer<C>>>> = (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
@@ -362,8 +394,8 @@ impl<C: Send + 'static> Runtime<C> {
         let factory = Arc::new(factory);
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut runtime = Runtime { handles, joins: Vec::with_capacity(count) };
-        let parts = epolls.into_iter().zip(peers).zip(inbound).zip(media_out).zip(media_in).enumerate();
-        for (index, ((((epoll, peers), inbound), media_out), media_in)) in parts {
+        let parts = epolls.into_iter().zip(peers).zip(inbound).zip(media_out).zip(media_in).zip(load_out).enumerate();
+        for (index, (((((epoll, peers), inbound), media_out), media_in), load_out)) in parts {
             let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
             let guard = ReadyGuard { tx: ready_tx.clone(), index, ready: false };
@@ -389,6 +421,7 @@ impl<C: Send + 'static> Runtime<C> {
                         },
                         inbound,
                         media_in,
+                        load_out,
                         spin_before_park,
                     };
                     guard.ready = true;

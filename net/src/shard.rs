@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,10 +23,12 @@ pub const MAX_RX_PER_TURN: usize = 256;
 pub const MAX_RX_BATCHES_PER_SOCKET: usize = 2;
 /// Readiness events fetched by one `epoll_wait`.
 pub const MAX_EPOLL_EVENTS: usize = 64;
-/// Longest a parked shard sleeps without a timer (it then re-publishes its load and re-parks).
+/// Longest a parked shard sleeps without a timer (it then reports its load and re-parks).
 pub const MAX_PARK: Duration = Duration::from_millis(100);
-/// Window over which load is measured and published.
+/// Window over which load is measured; one report is sent per window.
 pub const LOAD_WINDOW: Duration = Duration::from_millis(100);
+/// Reports a shard's load ring holds (6.4 s of windows) for readers that come late.
+pub const LOAD_RING_CAPACITY: usize = 64;
 /// How long one receive batch (recvmmsg plus the service's work plus the flush) should take;
 /// the batch size adapts to it (1..=MAX_RX_BATCH).
 pub const RX_BATCH_TARGET: Duration = Duration::from_millis(20);
@@ -67,6 +69,11 @@ pub trait ShardService: 'static {
         _io: &mut Io<'a, Self::Command>,
     ) {
     }
+    /// Figures of the service's own, sent with each load report (`ShardLoad::service`), read
+    /// once per `LOAD_WINDOW`. The engine's: object counts and creation commands received.
+    fn load_figures(&self) -> [u32; 8] {
+        [0; 8]
+    }
     /// Called right before every transmit flush (after each receive batch, each inbound media
     /// batch, the commands, and at the end of each turn): the place to queue per-batch work.
     /// Runs often, so keep it cheap.
@@ -93,65 +100,7 @@ pub trait ShardService: 'static {
     fn on_stop(&mut self, _now: Instant, _io: &mut Io<'_, Self::Command>) {}
 }
 
-/// Load figures a shard publishes once per `LOAD_WINDOW` (never per packet).
-#[derive(Default)]
-pub(crate) struct LoadCells {
-    busy_fraction_bits: AtomicU32,
-    rx_pps: AtomicU64,
-    tx_pps: AtomicU64,
-    rx_packets: AtomicU64,
-    tx_packets: AtomicU64,
-    rx_bytes: AtomicU64,
-    tx_bytes: AtomicU64,
-    tx_gso_messages: AtomicU64,
-    rx_gro_trains: AtomicU64,
-    tx_dropped: AtomicU64,
-    tx_seal_failed: AtomicU64,
-    rx_truncated: AtomicU64,
-    shard_tx_records: AtomicU64,
-    shard_rx_records: AtomicU64,
-    shard_tx_dropped: AtomicU64,
-    shard_rx_malformed: AtomicU64,
-    shard_batch_buffers: AtomicU64,
-    tcp_accepted: AtomicU64,
-    tcp_rejected: AtomicU64,
-    tcp_closed: AtomicU64,
-    tcp_tx_dropped: AtomicU64,
-    tcp_rx_empty: AtomicU64,
-    tcp_connections: AtomicU64,
-}
-
-impl LoadCells {
-    pub(crate) fn read(&self) -> ShardLoad {
-        ShardLoad {
-            busy_fraction: f32::from_bits(self.busy_fraction_bits.load(Ordering::Relaxed)),
-            rx_pps: self.rx_pps.load(Ordering::Relaxed),
-            tx_pps: self.tx_pps.load(Ordering::Relaxed),
-            rx_packets: self.rx_packets.load(Ordering::Relaxed),
-            tx_packets: self.tx_packets.load(Ordering::Relaxed),
-            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
-            tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
-            tx_gso_messages: self.tx_gso_messages.load(Ordering::Relaxed),
-            rx_gro_trains: self.rx_gro_trains.load(Ordering::Relaxed),
-            tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
-            tx_seal_failed: self.tx_seal_failed.load(Ordering::Relaxed),
-            rx_truncated: self.rx_truncated.load(Ordering::Relaxed),
-            shard_tx_records: self.shard_tx_records.load(Ordering::Relaxed),
-            shard_rx_records: self.shard_rx_records.load(Ordering::Relaxed),
-            shard_tx_dropped: self.shard_tx_dropped.load(Ordering::Relaxed),
-            shard_rx_malformed: self.shard_rx_malformed.load(Ordering::Relaxed),
-            shard_batch_buffers: self.shard_batch_buffers.load(Ordering::Relaxed),
-            tcp_accepted: self.tcp_accepted.load(Ordering::Relaxed),
-            tcp_rejected: self.tcp_rejected.load(Ordering::Relaxed),
-            tcp_closed: self.tcp_closed.load(Ordering::Relaxed),
-            tcp_tx_dropped: self.tcp_tx_dropped.load(Ordering::Relaxed),
-            tcp_rx_empty: self.tcp_rx_empty.load(Ordering::Relaxed),
-            tcp_connections: self.tcp_connections.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// What a shard shares with other threads: its wake-up protocol, stop flag and load.
+/// What a shard shares with other threads: its wake-up protocol and stop flag.
 pub(crate) struct ShardShared {
     /// Set (SeqCst) by the shard just before it blocks; producers check it after pushing.
     pub parked: AtomicBool,
@@ -159,7 +108,6 @@ pub(crate) struct ShardShared {
     /// Set by the shard when its loop has ended (normally or by panic).
     pub exited: AtomicBool,
     pub wake: EventFd,
-    pub load: LoadCells,
 }
 
 impl ShardShared {
@@ -169,7 +117,6 @@ impl ShardShared {
             stop: AtomicBool::new(false),
             exited: AtomicBool::new(false),
             wake,
-            load: LoadCells::default(),
         }
     }
 
@@ -393,8 +340,8 @@ impl<'a, C: Send + 'static> Io<'a, C> {
     }
 }
 
-/// Measures busy time and packet rates; publishes once per window, also in the middle of a long
-/// turn so that readers never see counters older than about one window.
+/// Measures busy time and packet rates; reports once per window, also in the middle of a long
+/// turn, so that a report is never older than about one window.
 struct LoadMeter {
     window_start: Instant,
     busy: Duration,
@@ -402,51 +349,79 @@ struct LoadMeter {
     mark: Instant,
     rx_at_start: u64,
     tx_at_start: u64,
+    seq: u64,
+    /// Reports the load ring had no room for.
+    dropped: u64,
 }
 
 impl LoadMeter {
+    fn new(start: Instant) -> Self {
+        LoadMeter {
+            window_start: start,
+            busy: Duration::ZERO,
+            mark: start,
+            rx_at_start: 0,
+            tx_at_start: 0,
+            seq: 0,
+            dropped: 0,
+        }
+    }
+
     /// Count the current turn as busy up to `now`.
     fn account(&mut self, now: Instant) {
         self.busy += now.saturating_duration_since(self.mark);
         self.mark = now;
     }
 
-    fn publish(&mut self, now: Instant, cells: &LoadCells, c: &Counters, m: &MediaCounters) {
+    /// Sends the window's report on the load ring (never waits: a full ring drops it, counted)
+    /// and starts the next window.
+    fn report(
+        &mut self,
+        now: Instant,
+        out: &mut Producer<ShardLoad>,
+        c: &Counters,
+        m: &MediaCounters,
+        service: [u32; 8],
+    ) {
         let elapsed = now.saturating_duration_since(self.window_start);
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let busy = (self.busy.as_secs_f64() / secs).clamp(0.0, 1.0) as f32;
-        let rx_pps = ((c.rx_packets - self.rx_at_start) as f64 / secs) as u64;
-        let tx_pps = ((c.tx_packets - self.tx_at_start) as f64 / secs) as u64;
-        cells.busy_fraction_bits.store(busy.to_bits(), Ordering::Relaxed);
-        cells.rx_pps.store(rx_pps, Ordering::Relaxed);
-        cells.tx_pps.store(tx_pps, Ordering::Relaxed);
-        cells.rx_packets.store(c.rx_packets, Ordering::Relaxed);
-        cells.tx_packets.store(c.tx_packets, Ordering::Relaxed);
-        cells.tx_dropped.store(c.tx_dropped, Ordering::Relaxed);
-        cells.tx_seal_failed.store(c.tx_seal_failed, Ordering::Relaxed);
-        cells.rx_truncated.store(c.rx_truncated, Ordering::Relaxed);
-        cells.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
-        cells.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
-        cells.tx_gso_messages.store(c.tx_gso_messages, Ordering::Relaxed);
-        cells.rx_gro_trains.store(c.rx_gro_trains, Ordering::Relaxed);
-        cells.shard_tx_records.store(m.tx_records, Ordering::Relaxed);
-        cells.shard_rx_records.store(m.rx_records, Ordering::Relaxed);
-        cells.shard_tx_dropped.store(m.tx_dropped, Ordering::Relaxed);
-        cells.shard_rx_malformed.store(m.rx_malformed, Ordering::Relaxed);
-        cells.shard_batch_buffers.store(m.buffers_allocated, Ordering::Relaxed);
-        cells.tcp_accepted.store(c.tcp_accepted, Ordering::Relaxed);
-        cells.tcp_rejected.store(c.tcp_rejected, Ordering::Relaxed);
-        cells.tcp_closed.store(c.tcp_closed, Ordering::Relaxed);
-        cells.tcp_tx_dropped.store(c.tcp_tx_dropped, Ordering::Relaxed);
-        cells.tcp_rx_empty.store(c.tcp_rx_empty, Ordering::Relaxed);
-        cells.tcp_connections.store(c.tcp_connections, Ordering::Relaxed);
-        *self = LoadMeter {
-            window_start: now,
-            busy: Duration::ZERO,
-            mark: now,
-            rx_at_start: c.rx_packets,
-            tx_at_start: c.tx_packets,
+        self.seq += 1;
+        let report = ShardLoad {
+            seq: self.seq,
+            reports_dropped: self.dropped,
+            service,
+            busy_fraction: (self.busy.as_secs_f64() / secs).clamp(0.0, 1.0) as f32,
+            rx_pps: ((c.rx_packets - self.rx_at_start) as f64 / secs) as u64,
+            tx_pps: ((c.tx_packets - self.tx_at_start) as f64 / secs) as u64,
+            rx_packets: c.rx_packets,
+            tx_packets: c.tx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_bytes: c.tx_bytes,
+            tx_gso_messages: c.tx_gso_messages,
+            rx_gro_trains: c.rx_gro_trains,
+            tx_dropped: c.tx_dropped,
+            tx_seal_failed: c.tx_seal_failed,
+            rx_truncated: c.rx_truncated,
+            shard_tx_records: m.tx_records,
+            shard_rx_records: m.rx_records,
+            shard_tx_dropped: m.tx_dropped,
+            shard_rx_malformed: m.rx_malformed,
+            shard_batch_buffers: m.buffers_allocated,
+            tcp_accepted: c.tcp_accepted,
+            tcp_rejected: c.tcp_rejected,
+            tcp_closed: c.tcp_closed,
+            tcp_tx_dropped: c.tcp_tx_dropped,
+            tcp_rx_empty: c.tcp_rx_empty,
+            tcp_connections: c.tcp_connections,
         };
+        if out.push(report).is_err() {
+            self.dropped += 1;
+        }
+        self.window_start = now;
+        self.busy = Duration::ZERO;
+        self.mark = now;
+        self.rx_at_start = c.rx_packets;
+        self.tx_at_start = c.tx_packets;
     }
 }
 
@@ -457,6 +432,8 @@ pub(crate) struct Shard<S: ShardService> {
     pub inbound: Vec<Consumer<S::Command>>,
     /// Inbound media rings, one per peer shard.
     pub media_in: Vec<MediaIn>,
+    /// Where this shard's load reports go (read through its `ShardHandle`).
+    pub load_out: Producer<ShardLoad>,
     pub spin_before_park: Duration,
 }
 
@@ -467,8 +444,7 @@ impl<S: ShardService> Shard<S> {
         let mut rx = RxBatch::new();
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EPOLL_EVENTS];
         let start = Instant::now();
-        let mut meter =
-            LoadMeter { window_start: start, busy: Duration::ZERO, mark: start, rx_at_start: 0, tx_at_start: 0 };
+        let mut meter = LoadMeter::new(start);
         let mut idle_since: Option<Instant> = None;
         let mut first_ring = 0;
         let mut first_media = 0;
@@ -508,13 +484,12 @@ impl<S: ShardService> Shard<S> {
                         let hold_until = now + MAX_MEDIA_HOLD;
                         wake_at = Some(wake_at.map_or(hold_until, |t| t.min(hold_until)));
                     }
-                    meter.publish(now, &me.load, &self.core.udp.counters, &self.core.media);
                     self.park(&me, wake_at, now).await;
                     idle_since = None;
                 }
             }
             if now.duration_since(meter.window_start) >= LOAD_WINDOW {
-                meter.publish(now, &me.load, &self.core.udp.counters, &self.core.media);
+                self.report_load(now, &mut meter, &service);
             }
             glommio::yield_if_needed().await;
         }
@@ -522,7 +497,11 @@ impl<S: ShardService> Shard<S> {
         service.on_stop(now, &mut Io::new(&mut self.core));
         self.flush_tx(now, &mut service);
         self.core.push_media(true);
-        meter.publish(now, &me.load, &self.core.udp.counters, &self.core.media);
+        self.report_load(now, &mut meter, &service);
+    }
+
+    fn report_load(&mut self, now: Instant, meter: &mut LoadMeter, service: &S) {
+        meter.report(now, &mut self.load_out, &self.core.udp.counters, &self.core.media, service.load_figures());
     }
 
     /// Hands up to `MAX_COMMANDS_PER_TURN` commands to the service, round-robin over rings.
@@ -780,7 +759,7 @@ impl<S: ShardService> Shard<S> {
                 }
                 if done.duration_since(meter.window_start) >= LOAD_WINDOW {
                     meter.account(done);
-                    meter.publish(done, &me.load, &self.core.udp.counters, &self.core.media);
+                    self.report_load(done, meter, service);
                 }
                 if n < rx.limit || done.duration_since(now) >= MAX_RX_TURN {
                     break;

@@ -2,7 +2,6 @@
 //! the `shardsfu-net` runtime.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -11,6 +10,7 @@ use shardsfu_net::{Io, ShardInfo, ShardService, SocketId};
 
 use super::dispatch::{Dispatch, Registry};
 use super::oneshot;
+use crate::placement::Creates;
 use crate::rtp_parameters::RtpParameters;
 use std::collections::VecDeque;
 
@@ -182,6 +182,22 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// The object this command creates on its shard (or may: creation can still fail, and
+    /// `EnsureRouter` finds the router there already), for placement's count of creations on
+    /// their way (see [`LoadBoard`](crate::placement::LoadBoard)).
+    pub(crate) fn creates(&self) -> Option<Creates> {
+        match self {
+            Command::CreateRouter { .. } | Command::EnsureRouter { .. } => Some(Creates::Router),
+            Command::CreatePlainTransport { .. }
+            | Command::CreateDirectTransport { .. }
+            | Command::CreateWebRtcTransport { .. } => Some(Creates::Transport),
+            Command::Consume { .. } | Command::CreatePipeConsumer { .. } => Some(Creates::Consumer),
+            _ => None,
+        }
+    }
+}
+
 // Control plane, one reply per command: boxing the snapshot buys nothing.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Response {
@@ -200,26 +216,19 @@ pub(crate) struct Envelope {
     pub reply: Option<oneshot::Sender<Result<Response>>>,
 }
 
-/// Object counts a shard publishes for placement (control plane: updated per command).
-#[derive(Debug, Default)]
-pub(crate) struct ShardGauges {
-    pub routers: AtomicU32,
-    pub transports: AtomicU32,
-    pub consumers: AtomicU32,
-}
-
 /// Runs a [`Shard`] inside the net runtime.
 pub(crate) struct ShardAdapter {
     shard: Shard,
     index: usize,
     dispatch: mpsc::Sender<Dispatch>,
     registry: Arc<Registry>,
-    gauges: Arc<ShardGauges>,
     /// Where sends from the control path are assembled (their bodies cannot be borrowed).
     staging: Box<[u8; SCRATCH_BYTES]>,
     port_cursor: u32,
     /// Control messages on their way to other shards.
     outbox: Outbox,
+    /// Creation commands received, by [`Creates`] kind (reported for placement).
+    creates_received: [u32; 3],
 }
 
 /// Lossy shard-to-shard messages (key frame requests, scores) that may wait for one target.
@@ -290,22 +299,17 @@ impl Outbox {
 }
 
 impl ShardAdapter {
-    pub fn new(
-        info: ShardInfo,
-        dispatch: mpsc::Sender<Dispatch>,
-        registry: Arc<Registry>,
-        gauges: Arc<ShardGauges>,
-    ) -> Self {
+    pub fn new(info: ShardInfo, dispatch: mpsc::Sender<Dispatch>, registry: Arc<Registry>) -> Self {
         let now = Instant::now();
         ShardAdapter {
             shard: Shard::new(now, NtpClock::new(now, SystemTime::now())),
             index: info.index,
             dispatch,
             registry,
-            gauges,
             staging: Box::new([0; SCRATCH_BYTES]),
             port_cursor: (info.index as u32).wrapping_mul(7919),
             outbox: Outbox::new(info.count),
+            creates_received: [0; 3],
         }
     }
 
@@ -543,10 +547,6 @@ impl ShardAdapter {
             io.close_socket(s);
         }
         self.flush_shard_commands(now, io);
-        let counts = self.shard.object_counts();
-        self.gauges.routers.store(counts.routers, Ordering::Relaxed);
-        self.gauges.transports.store(counts.transports, Ordering::Relaxed);
-        self.gauges.consumers.store(counts.consumers, Ordering::Relaxed);
     }
 }
 
@@ -618,7 +618,19 @@ impl<'a> Sink<'a> for Direct<'_, 'a> {
 impl ShardService for ShardAdapter {
     type Command = Envelope;
 
+    /// Sent with each load report, for placement ([`LoadBoard`](crate::placement::LoadBoard)):
+    /// the objects here now, then the creation commands received so far (wrapping).
+    fn load_figures(&self) -> [u32; 8] {
+        let counts = self.shard.object_counts();
+        let [r, t, c] = self.creates_received;
+        [counts.routers, counts.transports, counts.consumers, counts.producers, r, t, c, 0]
+    }
+
     fn on_command(&mut self, now: Instant, env: Envelope, io: &mut Io<'_, Envelope>) {
+        if let Some(kind) = env.cmd.creates() {
+            let n = &mut self.creates_received[kind as usize];
+            *n = n.wrapping_add(1);
+        }
         let result = self.run(now, env.cmd, io);
         self.after_control(now, io);
         self.flush_events();

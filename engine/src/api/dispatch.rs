@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use crate::core::{ConsumerScore, Event, ObjectId, ProducerStreamScore};
 use crate::webrtc::cert::DtlsState;
@@ -188,9 +189,22 @@ impl Registry {
     }
 }
 
-/// The dispatcher loop; returns when every sender is gone.
-pub(crate) fn run(rx: mpsc::Receiver<Dispatch>, registry: Arc<Registry>) {
-    while let Ok(item) = rx.recv() {
+/// The dispatcher loop; returns when every sender is gone. Calls `tick` at least once per
+/// `every` (more often while events flow).
+pub(crate) fn run(rx: mpsc::Receiver<Dispatch>, registry: Arc<Registry>, every: Duration, mut tick: impl FnMut()) {
+    let mut next_tick = Instant::now() + every;
+    loop {
+        let item = match rx.recv_timeout(every) {
+            Ok(item) => Some(item),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let now = Instant::now();
+        if now >= next_tick {
+            tick();
+            next_tick = now + every;
+        }
+        let Some(item) = item else { continue };
         match item {
             Dispatch::Reply(f) => f(),
             Dispatch::Event(ev) => {

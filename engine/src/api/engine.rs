@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shardsfu_net::{Runtime, RuntimeConfig, ShardHandle, SubmitError};
+use shardsfu_net::{Runtime, RuntimeConfig, ShardHandle, SubmitError, LOAD_WINDOW};
 
-use super::command::{Command, Envelope, Response, ShardAdapter, ShardGauges};
+use super::command::{Command, Envelope, Response, ShardAdapter};
 use super::dispatch::{self, Dispatch, EventArg, HandlerId, ObjectShared, Registry};
 use super::oneshot;
 use super::producer::ProducerEntry;
@@ -19,7 +19,7 @@ use super::router::{Router, RouterOptions};
 use super::webrtc_transport::{WebRtcServer, WebRtcServerOptions};
 use crate::core::{CloseReason, ObjectId};
 use crate::error::{Error, Result};
-use crate::placement::{place_router, place_transport, Placement, PlacementPolicy, ShardLoadView};
+use crate::placement::{place_router, place_transport, LoadBoard, Placement, PlacementPolicy, ShardLoadView};
 use crate::webrtc::cert::DtlsCertificate;
 
 /// One placement decision as `Engine::dump()` shows it: (what, router id, decision, inputs).
@@ -58,7 +58,7 @@ impl Default for EngineOptions {
 pub(crate) struct EngineInner {
     runtime: Mutex<Option<Runtime<Envelope>>>,
     pub(crate) shards: Vec<ShardHandle<Envelope>>,
-    gauges: Vec<Arc<ShardGauges>>,
+    board: Mutex<LoadBoard>,
     pub(crate) registry: Arc<Registry>,
     next_id: AtomicU64,
     /// Producers by (router, id): mediasoup lets a pipe producer keep its source's id in another
@@ -79,15 +79,27 @@ impl EngineInner {
     /// `retries` times at most (`None`: until queued, warning once a second).
     fn submit(&self, shard: usize, mut env: Envelope, retries: Option<u32>) -> Result<()> {
         let handle = self.shards.get(shard).ok_or_else(|| Error::other(format!("no shard {shard}")))?;
+        // Counted before the push, so the shard can never report more received than sent.
+        let creates = env.cmd.creates();
+        let board = |sent: bool| {
+            if let Some(kind) = creates {
+                self.board.lock().expect("load board lock").sent(shard, kind, sent);
+            }
+        };
+        board(true);
         let mut tries = 0u32;
         loop {
             match handle.submit(env) {
                 Ok(()) => return Ok(()),
-                Err(SubmitError::Stopped(_)) => return Err(Error::invalid_state("engine closed")),
+                Err(SubmitError::Stopped(_)) => {
+                    board(false);
+                    return Err(Error::invalid_state("engine closed"));
+                }
                 Err(SubmitError::Full(e)) => env = e,
             }
             tries += 1;
             if retries.is_some_and(|max| tries > max) {
+                board(false);
                 return Err(Error::other(format!("control ring of shard {shard} stays full")));
             }
             if tries.is_multiple_of(SUBMIT_RETRIES_PER_SECOND) {
@@ -118,17 +130,27 @@ impl EngineInner {
         self.submit(shard, Envelope { cmd, reply: None }, Some(MAX_SUBMIT_RETRIES))
     }
 
+    /// What placement knows now: each shard's newest load report, plus the creations sent to it
+    /// that the report does not include yet (see [`LoadBoard`]).
     pub(crate) fn loads(&self) -> Vec<ShardLoadView> {
+        let board = self.board.lock().expect("load board lock");
         self.shards
             .iter()
-            .zip(&self.gauges)
             .enumerate()
-            .map(|(i, (h, g))| ShardLoadView {
-                shard: i,
-                busy_fraction: h.load().busy_fraction,
-                routers: g.routers.load(Ordering::Relaxed),
-                transports: g.transports.load(Ordering::Relaxed),
-                consumers: g.consumers.load(Ordering::Relaxed),
+            .map(|(i, h)| {
+                let report = h.load();
+                let [routers, transports, consumers, _, r, t, c, _] = report.service;
+                let measured = ShardLoadView {
+                    shard: i,
+                    busy_fraction: report.busy_fraction,
+                    rx_pps: report.rx_pps,
+                    tx_pps: report.tx_pps,
+                    routers,
+                    transports,
+                    consumers,
+                    report: report.seq,
+                };
+                board.view(measured, [r, t, c])
             })
             .collect()
     }
@@ -147,8 +169,6 @@ impl EngineInner {
             "transport placed"
         );
         self.log_placement("transport", router_uuid, decision, loads);
-        // Count it at once so back-to-back placements see it.
-        self.gauges[decision.shard].transports.fetch_add(1, Ordering::Relaxed);
         Ok(decision.shard)
     }
 
@@ -172,8 +192,6 @@ impl EngineInner {
             "router placed"
         );
         self.log_placement("router", router_uuid, decision, loads);
-        // Count the router at once so back-to-back placements see it.
-        self.gauges[decision.shard].routers.fetch_add(1, Ordering::Relaxed);
         decision.shard
     }
 }
@@ -195,8 +213,6 @@ impl Engine {
         } else {
             options.shards
         };
-        let gauges: Vec<Arc<ShardGauges>> = (0..count).map(|_| Arc::new(ShardGauges::default())).collect();
-        let factory_gauges = gauges.clone();
         let factory_tx = Mutex::new(tx);
         let factory_registry = registry.clone();
         let config = RuntimeConfig {
@@ -207,20 +223,28 @@ impl Engine {
         };
         let runtime = Runtime::start(config, move |info| {
             let tx = factory_tx.lock().expect("factory lock").clone();
-            ShardAdapter::new(info, tx, factory_registry.clone(), factory_gauges[info.index].clone())
+            ShardAdapter::new(info, tx, factory_registry.clone())
         })
         .map_err(|e| Error::other(e.to_string()))?;
-        let shards = (0..runtime.shard_count()).map(|i| runtime.handle(i)).collect();
+        let shards: Vec<ShardHandle<Envelope>> = (0..runtime.shard_count()).map(|i| runtime.handle(i)).collect();
         let reg = registry.clone();
+        // The event thread also reads the load rings once per window, so that they never fill.
+        let reporting = shards.clone();
         let dispatcher = std::thread::Builder::new()
             .name("shardsfu-events".into())
-            .spawn(move || dispatch::run(rx, reg))
+            .spawn(move || {
+                dispatch::run(rx, reg, LOAD_WINDOW, || {
+                    for h in &reporting {
+                        h.load();
+                    }
+                })
+            })
             .map_err(|e| Error::other(format!("cannot start the event dispatcher: {e}")))?;
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 runtime: Mutex::new(Some(runtime)),
+                board: Mutex::new(LoadBoard::new(shards.len())),
                 shards,
-                gauges,
                 registry,
                 next_id: AtomicU64::new(1),
                 producers: Mutex::new(HashMap::new()),
@@ -292,6 +316,7 @@ impl Engine {
                 "rxGroTrains": net.rx_gro_trains,
                 "txGsoMessages": net.tx_gso_messages,
                 "txSealFailed": net.tx_seal_failed,
+                "loadReportsDropped": net.reports_dropped,
             }));
         }
         let placements: Vec<Value> = self

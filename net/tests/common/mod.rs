@@ -54,6 +54,10 @@ impl ShardService for TestService {
         self.timer
     }
 
+    fn load_figures(&self) -> [u32; 8] {
+        [self.received as u32, 7, 0, 0, 0, 0, 0, 0]
+    }
+
     fn on_timeout(&mut self, now: Instant, _io: &mut Io<'_, Cmd>) {
         if self.timer.is_some_and(|t| t <= now) {
             self.timer = None;
