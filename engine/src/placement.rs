@@ -161,6 +161,29 @@ pub enum Creates {
     Consumer = 2,
 }
 
+/// What a shard adds to each load report for placement; net carries it as `ShardLoad::service`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportedObjects {
+    pub routers: u32,
+    pub transports: u32,
+    pub consumers: u32,
+    pub producers: u32,
+    /// Creation commands the shard has taken off its ring, by [`Creates`] kind (wrapping).
+    pub received: [u32; 3],
+}
+
+impl ReportedObjects {
+    pub fn to_figures(self) -> [u32; 8] {
+        let [r, t, c] = self.received;
+        [self.routers, self.transports, self.consumers, self.producers, r, t, c, 0]
+    }
+
+    pub fn from_figures(f: [u32; 8]) -> Self {
+        let [routers, transports, consumers, producers, r, t, c, _] = f;
+        ReportedObjects { routers, transports, consumers, producers, received: [r, t, c] }
+    }
+}
+
 /// The creation commands sent to each shard, against which a shard's report (the creation
 /// commands it had received when it reported) tells which are still on their way. Counts wrap;
 /// only differences matter. Exact, with no timing assumption: a command is counted here before
@@ -175,11 +198,19 @@ impl LoadBoard {
         LoadBoard { sent: vec![[0; 3]; shards] }
     }
 
-    /// A creation command is about to go to `shard` (`sent`), or could not go after all (`!sent`).
-    pub fn sent(&mut self, shard: usize, kind: Creates, sent: bool) {
+    /// A creation command is about to go to `shard`.
+    pub fn sent(&mut self, shard: usize, kind: Creates) {
+        self.add(shard, kind, 1);
+    }
+
+    /// A command counted by [`LoadBoard::sent`] could not go after all.
+    pub fn taken_back(&mut self, shard: usize, kind: Creates) {
+        self.add(shard, kind, u32::MAX);
+    }
+
+    fn add(&mut self, shard: usize, kind: Creates, n: u32) {
         if let Some(counts) = self.sent.get_mut(shard) {
-            let n = &mut counts[kind as usize];
-            *n = if sent { n.wrapping_add(1) } else { n.wrapping_sub(1) };
+            counts[kind as usize] = counts[kind as usize].wrapping_add(n);
         }
     }
 
@@ -217,10 +248,10 @@ mod tests {
         // Nothing sent yet beyond what the shard received: the report as it is.
         assert_eq!(board.view(reported, [0; 3]), reported);
         for _ in 0..3 {
-            board.sent(1, Creates::Transport, true);
+            board.sent(1, Creates::Transport);
         }
-        board.sent(1, Creates::Consumer, true);
-        board.sent(0, Creates::Router, true);
+        board.sent(1, Creates::Consumer);
+        board.sent(0, Creates::Router);
         let v = board.view(reported, [0; 3]);
         assert_eq!((v.routers, v.transports, v.consumers), (1, 7, 11));
         // The shard took two transports and the consumer off its ring: its counts include them.
@@ -228,7 +259,7 @@ mod tests {
         let v = board.view(newer, [0, 2, 1]);
         assert_eq!((v.routers, v.transports, v.consumers), (1, 7, 11));
         // A command that could not be queued is taken back.
-        board.sent(1, Creates::Transport, false);
+        board.taken_back(1, Creates::Transport);
         let v = board.view(newer, [0, 2, 1]);
         assert_eq!(v.transports, 6);
         // Shard 0's router is its own business.
@@ -237,9 +268,16 @@ mod tests {
     }
 
     #[test]
+    fn reported_objects_cross_net_unchanged() {
+        let o = ReportedObjects { routers: 1, transports: 2, consumers: 3, producers: 4, received: [5, 6, 7] };
+        assert_eq!(o.to_figures(), [1, 2, 3, 4, 5, 6, 7, 0]);
+        assert_eq!(ReportedObjects::from_figures(o.to_figures()), o);
+    }
+
+    #[test]
     fn the_board_counts_across_wrapping() {
         let mut board = LoadBoard { sent: vec![[u32::MAX, 1, 0]] };
-        board.sent(0, Creates::Router, true);
+        board.sent(0, Creates::Router);
         // Sent wrapped to 0; the shard received u32::MAX - 1 of them: two on their way.
         let v = board.view(ShardLoadView::default(), [u32::MAX - 1, 1, 0]);
         assert_eq!((v.routers, v.transports), (2, 0));

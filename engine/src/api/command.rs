@@ -10,7 +10,7 @@ use shardsfu_net::{Io, ShardInfo, ShardService, SocketId};
 
 use super::dispatch::{Dispatch, Registry};
 use super::oneshot;
-use crate::placement::Creates;
+use crate::placement::{Creates, ReportedObjects};
 use crate::rtp_parameters::RtpParameters;
 use std::collections::VecDeque;
 
@@ -622,8 +622,14 @@ impl ShardService for ShardAdapter {
     /// the objects here now, then the creation commands received so far (wrapping).
     fn load_figures(&self) -> [u32; 8] {
         let counts = self.shard.object_counts();
-        let [r, t, c] = self.creates_received;
-        [counts.routers, counts.transports, counts.consumers, counts.producers, r, t, c, 0]
+        ReportedObjects {
+            routers: counts.routers,
+            transports: counts.transports,
+            consumers: counts.consumers,
+            producers: counts.producers,
+            received: self.creates_received,
+        }
+        .to_figures()
     }
 
     fn on_command(&mut self, now: Instant, env: Envelope, io: &mut Io<'_, Envelope>) {

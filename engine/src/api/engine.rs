@@ -19,7 +19,9 @@ use super::router::{Router, RouterOptions};
 use super::webrtc_transport::{WebRtcServer, WebRtcServerOptions};
 use crate::core::{CloseReason, ObjectId};
 use crate::error::{Error, Result};
-use crate::placement::{place_router, place_transport, LoadBoard, Placement, PlacementPolicy, ShardLoadView};
+use crate::placement::{
+    place_router, place_transport, Creates, LoadBoard, Placement, PlacementPolicy, ReportedObjects, ShardLoadView,
+};
 use crate::webrtc::cert::DtlsCertificate;
 
 /// One placement decision as `Engine::dump()` shows it: (what, router id, decision, inputs).
@@ -81,25 +83,25 @@ impl EngineInner {
         let handle = self.shards.get(shard).ok_or_else(|| Error::other(format!("no shard {shard}")))?;
         // Counted before the push, so the shard can never report more received than sent.
         let creates = env.cmd.creates();
-        let board = |sent: bool| {
+        let board = |f: fn(&mut LoadBoard, usize, Creates)| {
             if let Some(kind) = creates {
-                self.board.lock().expect("load board lock").sent(shard, kind, sent);
+                f(&mut self.board.lock().expect("load board lock"), shard, kind);
             }
         };
-        board(true);
+        board(LoadBoard::sent);
         let mut tries = 0u32;
         loop {
             match handle.submit(env) {
                 Ok(()) => return Ok(()),
                 Err(SubmitError::Stopped(_)) => {
-                    board(false);
+                    board(LoadBoard::taken_back);
                     return Err(Error::invalid_state("engine closed"));
                 }
                 Err(SubmitError::Full(e)) => env = e,
             }
             tries += 1;
             if retries.is_some_and(|max| tries > max) {
-                board(false);
+                board(LoadBoard::taken_back);
                 return Err(Error::other(format!("control ring of shard {shard} stays full")));
             }
             if tries.is_multiple_of(SUBMIT_RETRIES_PER_SECOND) {
@@ -139,18 +141,18 @@ impl EngineInner {
             .enumerate()
             .map(|(i, h)| {
                 let report = h.load();
-                let [routers, transports, consumers, _, r, t, c, _] = report.service;
+                let objects = ReportedObjects::from_figures(report.service);
                 let measured = ShardLoadView {
                     shard: i,
                     busy_fraction: report.busy_fraction,
                     rx_pps: report.rx_pps,
                     tx_pps: report.tx_pps,
-                    routers,
-                    transports,
-                    consumers,
+                    routers: objects.routers,
+                    transports: objects.transports,
+                    consumers: objects.consumers,
                     report: report.seq,
                 };
-                board.view(measured, [r, t, c])
+                board.view(measured, objects.received)
             })
             .collect()
     }
