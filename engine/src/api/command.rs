@@ -15,8 +15,8 @@ use crate::rtp_parameters::RtpParameters;
 use std::collections::VecDeque;
 
 use crate::core::{
-    CloseReason, ConsumerSpec, Event, IceSocketSpec, MirrorOf, NtpClock, ObjectId, PlainSpec, ProducerSpec, Shard,
-    ShardCommand, ShardSnapshot, Sink, Snapshot, WebRtcSpec, SCRATCH_BYTES,
+    CloseReason, ConsumerSpec, DataMessage, IceSocketSpec, MirrorOf, NtpClock, ObjectId, PlainSpec, ProducerSpec,
+    Shard, ShardCommand, ShardSnapshot, Sink, Snapshot, WebRtcSpec, SCRATCH_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::webrtc::cert::{DtlsFingerprint, DtlsRole};
@@ -175,6 +175,68 @@ pub(crate) enum Command {
         shard: usize,
         mirror: ObjectId,
     },
+    ProduceData {
+        transport: ObjectId,
+        id: ObjectId,
+        paused: bool,
+    },
+    ConsumeData {
+        transport: ObjectId,
+        id: ObjectId,
+        data_producer: ObjectId,
+        paused: bool,
+        subchannels: Vec<u16>,
+    },
+    PauseDataProducer {
+        id: ObjectId,
+    },
+    ResumeDataProducer {
+        id: ObjectId,
+    },
+    CloseDataProducer {
+        id: ObjectId,
+    },
+    PauseDataConsumer {
+        id: ObjectId,
+    },
+    ResumeDataConsumer {
+        id: ObjectId,
+    },
+    CloseDataConsumer {
+        id: ObjectId,
+    },
+    SetDataConsumerSubchannels {
+        id: ObjectId,
+        subchannels: Vec<u16>,
+    },
+    /// A message into a data producer on a DirectTransport.
+    DataSend {
+        data_producer: ObjectId,
+        message: Box<DataMessage>,
+    },
+    /// Spanning routers / pipeToRouter: a data mirror of `data_producer` (on `origin`) here.
+    CreateDataMirror {
+        router: ObjectId,
+        data_producer: ObjectId,
+        origin: usize,
+        mirror_of: MirrorOf,
+        paused: bool,
+    },
+    /// pipeToRouter: a data consumer of `data_producer` feeding `mirror` (the pipe data
+    /// producer) on `shard`.
+    CreatePipeDataConsumer {
+        router: ObjectId,
+        id: ObjectId,
+        data_producer: ObjectId,
+        shard: usize,
+        mirror: ObjectId,
+    },
+    /// Spanning routers: send every message of `data_producer` to `shard` (mirror `mirror` there).
+    AddDataSubscriber {
+        data_producer: ObjectId,
+        shard: usize,
+        mirror: ObjectId,
+    },
     /// From another shard (never from the API).
     Shard {
         from: usize,
@@ -192,7 +254,10 @@ impl Command {
             Command::CreatePlainTransport { .. }
             | Command::CreateDirectTransport { .. }
             | Command::CreateWebRtcTransport { .. } => Some(Creates::Transport),
-            Command::Consume { .. } | Command::CreatePipeConsumer { .. } => Some(Creates::Consumer),
+            Command::Consume { .. }
+            | Command::CreatePipeConsumer { .. }
+            | Command::ConsumeData { .. }
+            | Command::CreatePipeDataConsumer { .. } => Some(Creates::Consumer),
             _ => None,
         }
     }
@@ -238,6 +303,9 @@ pub(crate) const MAX_LOSSY_BACKLOG: usize = 1024;
 /// when nothing waits for its target; otherwise it waits behind the others for that target (in
 /// order; a full ring holds up only its own shard's messages). State messages (pause, close, ...)
 /// are never dropped; lossy ones are, past `MAX_LOSSY_BACKLOG` waiting for one target.
+/// What a ring send gives back: the command itself when the ring is full.
+pub(crate) type SendResult = std::result::Result<(), ShardCommand>;
+
 pub(crate) struct Outbox {
     waiting: Vec<Waiting>,
     /// Targets with messages waiting.
@@ -256,36 +324,47 @@ impl Outbox {
         Outbox { waiting: (0..shards).map(|_| Waiting::default()).collect(), backlogged: 0 }
     }
 
-    /// Sends `cmd` to shard `to` with `send` (false: its ring is full), or queues it. False when
-    /// it was dropped (lossy, and too many wait for `to`).
-    pub fn send(&mut self, to: usize, cmd: ShardCommand, send: &mut impl FnMut(usize, ShardCommand) -> bool) -> bool {
+    /// Sends `cmd` to shard `to` with `send` (which hands it back when the ring is full), or
+    /// queues it. False when it was dropped (lossy, and too many wait for `to`).
+    pub fn send(
+        &mut self,
+        to: usize,
+        cmd: ShardCommand,
+        send: &mut impl FnMut(usize, ShardCommand) -> SendResult,
+    ) -> bool {
         let Some(w) = self.waiting.get_mut(to) else { return false };
-        if w.queue.is_empty() {
-            if send(to, cmd) {
-                return true;
+        let cmd = if w.queue.is_empty() {
+            match send(to, cmd) {
+                Ok(()) => return true,
+                Err(cmd) => {
+                    self.backlogged += 1;
+                    cmd
+                }
             }
-            self.backlogged += 1;
         } else if cmd.is_lossy() && w.lossy >= MAX_LOSSY_BACKLOG {
             return false;
-        }
+        } else {
+            cmd
+        };
         w.lossy += usize::from(cmd.is_lossy());
         w.queue.push_back(cmd);
         true
     }
 
     /// Sends what waits, in order, as far as the rings take it.
-    pub fn retry(&mut self, send: &mut impl FnMut(usize, ShardCommand) -> bool) {
+    pub fn retry(&mut self, send: &mut impl FnMut(usize, ShardCommand) -> SendResult) {
         if self.backlogged == 0 {
             return;
         }
         for (to, w) in self.waiting.iter_mut().enumerate() {
             let was_waiting = !w.queue.is_empty();
-            while let Some(&cmd) = w.queue.front() {
-                if !send(to, cmd) {
+            while let Some(cmd) = w.queue.pop_front() {
+                let lossy = cmd.is_lossy();
+                if let Err(cmd) = send(to, cmd) {
+                    w.queue.push_front(cmd);
                     break;
                 }
-                w.lossy -= usize::from(cmd.is_lossy());
-                w.queue.pop_front();
+                w.lossy -= usize::from(lossy);
             }
             if was_waiting && w.queue.is_empty() {
                 self.backlogged -= 1;
@@ -317,8 +396,12 @@ impl ShardAdapter {
     /// fit waits for the next flush.
     fn flush_shard_commands(&mut self, now: Instant, io: &mut Io<'_, Envelope>) {
         let from = self.index;
-        let mut send =
-            |to: usize, cmd| io.send_to_shard(to, Envelope { cmd: Command::Shard { from, cmd }, reply: None }).is_ok();
+        let mut send = |to: usize, cmd| {
+            io.send_to_shard(to, Envelope { cmd: Command::Shard { from, cmd }, reply: None }).map_err(|e| match e.cmd {
+                Command::Shard { cmd, .. } => cmd,
+                _ => unreachable!("we sent a shard command"),
+            })
+        };
         while let Some((to, cmd)) = self.shard.poll_shard_command() {
             if to == self.index {
                 // Routers linked on this very shard: apply at once (it may queue more).
@@ -332,8 +415,7 @@ impl ShardAdapter {
 
     fn flush_events(&mut self) {
         while let Some(ev) = self.shard.poll_event() {
-            let direct = matches!(ev, Event::DirectRtp { .. } | Event::DirectRtcp { .. });
-            if direct && !self.registry.reserve_direct() {
+            if ev.is_direct() && !self.registry.reserve_direct() {
                 continue;
             }
             let _ = self.dispatch.send(Dispatch::Event(ev));
@@ -529,6 +611,35 @@ impl ShardAdapter {
                 .map(|_| Response::Unit),
             Command::AddSubscriber { producer, shard: to, mirror } => {
                 shard.add_subscriber(producer, to, mirror).map(|_| Response::Unit)
+            }
+            Command::ProduceData { transport, id, paused } => {
+                shard.produce_data(transport, id, paused).map(|_| Response::Unit)
+            }
+            // The reply carries `dataProducerPaused` as the shard applied it.
+            Command::ConsumeData { transport, id, data_producer, paused, subchannels } => shard
+                .consume_data(transport, id, data_producer, paused, subchannels)
+                .and_then(|_| shard.snapshot(id))
+                .map(Response::Snapshot),
+            Command::PauseDataProducer { id } => shard.pause_data_producer(id).map(|_| Response::Unit),
+            Command::ResumeDataProducer { id } => shard.resume_data_producer(id).map(|_| Response::Unit),
+            Command::CloseDataProducer { id } => shard.close_data_producer(id).map(|_| Response::Unit),
+            Command::PauseDataConsumer { id } => shard.pause_data_consumer(id).map(|_| Response::Unit),
+            Command::ResumeDataConsumer { id } => shard.resume_data_consumer(id).map(|_| Response::Unit),
+            Command::CloseDataConsumer { id } => shard.close_data_consumer(id).map(|_| Response::Unit),
+            Command::SetDataConsumerSubchannels { id, subchannels } => {
+                shard.set_data_consumer_subchannels(id, subchannels).map(|_| Response::Unit)
+            }
+            Command::DataSend { data_producer, message } => {
+                shard.data_send(data_producer, *message).map(|_| Response::Unit)
+            }
+            Command::CreateDataMirror { router, data_producer, origin, mirror_of, paused } => {
+                shard.create_data_mirror(now, router, data_producer, origin, mirror_of, paused).map(|_| Response::Unit)
+            }
+            Command::CreatePipeDataConsumer { router, id, data_producer, shard: to, mirror } => {
+                shard.create_pipe_data_consumer(now, router, id, data_producer, to, mirror).map(|_| Response::Unit)
+            }
+            Command::AddDataSubscriber { data_producer, shard: to, mirror } => {
+                shard.add_data_subscriber(data_producer, to, mirror).map(|_| Response::Unit)
             }
             Command::Shard { from, cmd } => {
                 shard.handle_shard_command(now, from, cmd);
@@ -735,10 +846,10 @@ mod tests {
         let mut ring_1_full = true;
         let send = |to: usize, cmd, full: bool, sent: &mut Vec<(usize, ShardCommand)>| {
             if to == 1 && full {
-                return false;
+                return Err(cmd);
             }
             sent.push((to, cmd));
-            true
+            Ok(())
         };
         for (to, cmd) in [(1, pause(1)), (2, pause(2)), (1, key_frame(3)), (2, pause(4))] {
             assert!(outbox.send(to, cmd, &mut |t, c| send(t, c, ring_1_full, &mut sent)));
@@ -756,7 +867,7 @@ mod tests {
     #[test]
     fn lossy_messages_are_bounded_state_messages_are_not() {
         let mut outbox = Outbox::new(2);
-        let mut full = |_: usize, _: ShardCommand| false;
+        let mut full = |_: usize, c: ShardCommand| Err(c);
         assert!(outbox.send(1, pause(0), &mut full));
         for i in 0..MAX_LOSSY_BACKLOG as ObjectId {
             assert!(outbox.send(1, key_frame(i), &mut full));
@@ -770,7 +881,7 @@ mod tests {
         let mut got = Vec::new();
         outbox.retry(&mut |_, c| {
             got.push(c);
-            true
+            Ok(())
         });
         assert_eq!(got.len(), 1 + MAX_LOSSY_BACKLOG + 3 * MAX_LOSSY_BACKLOG);
         assert_eq!(got.iter().filter(|c| c.is_lossy()).count(), MAX_LOSSY_BACKLOG);

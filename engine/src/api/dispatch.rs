@@ -19,12 +19,20 @@ use crate::webrtc::ice::{IceState, IceTuple};
 #[derive(Debug, Clone)]
 pub enum EventArg<'e> {
     None,
-    Tuple { local: SocketAddr, remote: SocketAddr },
+    Tuple {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
     Bytes(&'e [u8]),
     IceState(IceState),
     IceTuple(IceTuple),
     DtlsState(DtlsState),
     ProducerScore(&'e [ProducerStreamScore]),
+    /// A data message: its payload protocol id and bytes.
+    DataMessage {
+        ppid: u32,
+        payload: &'e [u8],
+    },
     ConsumerScore(&'e ConsumerScore),
 }
 
@@ -208,7 +216,7 @@ pub(crate) fn run(rx: mpsc::Receiver<Dispatch>, registry: Arc<Registry>, every: 
         match item {
             Dispatch::Reply(f) => f(),
             Dispatch::Event(ev) => {
-                let direct = matches!(ev, Event::DirectRtp { .. } | Event::DirectRtcp { .. });
+                let direct = ev.is_direct();
                 deliver(&registry, ev);
                 if direct {
                     registry.direct_queued.fetch_sub(1, Ordering::AcqRel);
@@ -275,6 +283,23 @@ fn deliver(registry: &Registry, ev: Event) {
         Event::DirectRtcp { transport, packet } => {
             if let Some(obj) = registry.get(transport) {
                 obj.emit("rtcp", &EventArg::Bytes(&packet));
+            }
+        }
+        Event::DataMessage { data_consumer, ppid, payload } => {
+            if let Some(obj) = registry.get(data_consumer) {
+                obj.emit("message", &EventArg::DataMessage { ppid, payload: &payload });
+            }
+        }
+        Event::DataProducerPaused { data_consumer } => {
+            if let Some(obj) = registry.get(data_consumer) {
+                obj.producer_paused.store(true, Ordering::Release);
+                obj.emit("dataproducerpause", &EventArg::None);
+            }
+        }
+        Event::DataProducerResumed { data_consumer } => {
+            if let Some(obj) = registry.get(data_consumer) {
+                obj.producer_paused.store(false, Ordering::Release);
+                obj.emit("dataproducerresume", &EventArg::None);
             }
         }
         Event::IceStateChange { transport, state } => {

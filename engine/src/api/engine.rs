@@ -66,6 +66,8 @@ pub(crate) struct EngineInner {
     /// Producers by (router, id): mediasoup lets a pipe producer keep its source's id in another
     /// router.
     pub(crate) producers: Mutex<HashMap<(ObjectId, String), Arc<ProducerEntry>>>,
+    /// Data producers by (router, id), likewise.
+    pub(crate) data_producers: Mutex<HashMap<(ObjectId, String), Arc<super::data::DataProducerEntry>>>,
     policy: PlacementPolicy,
     /// The last `MAX_PLACEMENTS_LOGGED` decisions: (what, router id, decision, inputs).
     placements: Mutex<Vec<PlacementRecord>>,
@@ -250,6 +252,7 @@ impl Engine {
                 registry,
                 next_id: AtomicU64::new(1),
                 producers: Mutex::new(HashMap::new()),
+                data_producers: Mutex::new(HashMap::new()),
                 policy: options.placement,
                 placements: Mutex::new(Vec::new()),
                 dispatcher: Mutex::new(Some(dispatcher)),
@@ -309,6 +312,7 @@ impl Engine {
                 "objects": snap.objects,
                 "drops": snap.drops,
                 "recordsToShards": snap.records_to_shards,
+                "dataMessagesToShards": snap.data_messages_to_shards,
                 "rxPackets": net.rx_packets,
                 "txPackets": net.tx_packets,
                 "rxBytes": net.rx_bytes,

@@ -8,6 +8,7 @@
 mod block_on;
 mod command;
 mod consumer;
+mod data;
 mod dispatch;
 mod engine;
 mod oneshot;
@@ -19,6 +20,11 @@ mod webrtc_transport;
 
 pub use block_on::block_on;
 pub use consumer::{Consumer, ConsumerOptions, ConsumerType};
+pub use data::{
+    DataConsumer, DataConsumerOptions, DataProducer, DataProducerOptions, DataSendOptions, DataType,
+    PipeDataToRouterOptions, PipeDataToRouterResult, SctpStreamParameters, PPID_BINARY, PPID_BINARY_EMPTY, PPID_STRING,
+    PPID_STRING_EMPTY,
+};
 pub use dispatch::HandlerId;
 pub use engine::{create_worker, Engine, EngineOptions, Worker, WorkerSettings};
 pub use pipe::{PipeToRouterOptions, PipeToRouterResult};

@@ -126,7 +126,7 @@ impl Router {
         &self.inner.rtp_capabilities
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         self.inner.shared.check_open("Router")
     }
 
@@ -205,6 +205,7 @@ impl Router {
         self.check_open()?;
         let mut transports = Vec::new();
         let mut fanout = Vec::new();
+        let mut data_fanout = Vec::new();
         for shard in self.shards() {
             let snap = self.inner.engine.request(shard, Command::Snapshot { id: self.inner.oid }).await?;
             let Response::Snapshot(Snapshot::Router(r)) = snap else {
@@ -212,10 +213,12 @@ impl Router {
             };
             transports.extend(r.transports);
             // Mirrors of producers (on other shards) appear under the producer's own id.
-            for (p, cs) in r.fanout {
-                match fanout.iter_mut().find(|(q, _): &&mut (ObjectId, Vec<ObjectId>)| *q == p) {
-                    Some((_, all)) => all.extend(cs),
-                    None => fanout.push((p, cs)),
+            for (list, part) in [(&mut fanout, r.fanout), (&mut data_fanout, r.data_fanout)] {
+                for (p, cs) in part {
+                    match list.iter_mut().find(|(q, _): &&mut (ObjectId, Vec<ObjectId>)| *q == p) {
+                        Some((_, all)) => all.extend(cs),
+                        None => list.push((p, cs)),
+                    }
                 }
             }
         }
@@ -234,8 +237,12 @@ impl Router {
             "mapConsumerIdProducerId": fanout.iter().flat_map(|(p, cs)| cs.iter().map(move |c| (c, p)))
                 .filter_map(|(c, p)| Some(json!({ "key": name(c)?, "value": name(p)? }))).collect::<Vec<_>>(),
             "mapProducerIdObserverIds": [],
-            "mapDataProducerIdDataConsumerIds": [],
-            "mapDataConsumerIdDataProducerId": [],
+            "mapDataProducerIdDataConsumerIds": data_fanout.iter().filter_map(|(p, cs)| Some(json!({
+                "key": name(p)?,
+                "values": cs.iter().filter_map(&name).collect::<Vec<_>>(),
+            }))).collect::<Vec<_>>(),
+            "mapDataConsumerIdDataProducerId": data_fanout.iter().flat_map(|(p, cs)| cs.iter().map(move |c| (c, p)))
+                .filter_map(|(c, p)| Some(json!({ "key": name(c)?, "value": name(p)? }))).collect::<Vec<_>>(),
         }))
     }
 

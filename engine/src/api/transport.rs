@@ -256,6 +256,17 @@ impl Transport {
         Consumer::create(self, options).await
     }
 
+    /// mediasoup's `transport.produceData()`: `direct` data producers on a DirectTransport
+    /// (other transports need SCTP: `UnsupportedError`).
+    pub async fn produce_data(&self, options: super::DataProducerOptions) -> Result<super::DataProducer> {
+        super::DataProducer::create(self, options).await
+    }
+
+    /// mediasoup's `transport.consumeData()`: `direct` data consumers on a DirectTransport.
+    pub async fn consume_data(&self, options: super::DataConsumerOptions) -> Result<super::DataConsumer> {
+        super::DataConsumer::create(self, options).await
+    }
+
     pub(crate) async fn snapshot(&self) -> Result<TransportSnapshot> {
         self.check_open()?;
         match self.inner.engine.request(self.inner.shard, Command::Snapshot { id: self.inner.oid }).await? {
@@ -282,8 +293,8 @@ impl Transport {
             "producerIds": t.producers.iter().map(&name).collect::<Vec<_>>(),
             "consumerIds": t.consumers.iter().map(&name).collect::<Vec<_>>(),
             "mapSsrcConsumerId": t.consumer_ssrcs.iter().map(|(s, c)| json!({ "key": s, "value": name(c) })).collect::<Vec<_>>(),
-            "dataProducerIds": [],
-            "dataConsumerIds": [],
+            "dataProducerIds": t.data_producers.iter().map(&name).collect::<Vec<_>>(),
+            "dataConsumerIds": t.data_consumers.iter().map(&name).collect::<Vec<_>>(),
             "rtpListener": {
                 "ssrcTable": t.ssrc_table.iter().map(|(s, p)| json!({ "key": s, "value": name(p) })).collect::<Vec<_>>(),
                 "midTable": t.mid_table.iter().map(|(m, p)| json!({ "key": m, "value": name(p) })).collect::<Vec<_>>(),

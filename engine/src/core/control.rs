@@ -52,7 +52,7 @@ pub struct ConsumerSpec {
     pub paused: bool,
 }
 
-fn ensure_new(shard: &Shard, id: ObjectId) -> Result<()> {
+pub(super) fn ensure_new(shard: &Shard, id: ObjectId) -> Result<()> {
     if shard.ids.contains_key(&id) {
         return Err(Error::type_error(format!("object id {id} already exists")));
     }
@@ -80,7 +80,11 @@ fn is_rtx(mime: &str) -> bool {
 impl Shard {
     pub fn create_router(&mut self, id: ObjectId) -> Result<()> {
         ensure_new(self, id)?;
-        let key = self.routers.insert(RouterState { transports: Vec::new(), fanout: FastMap::default() });
+        let key = self.routers.insert(RouterState {
+            transports: Vec::new(),
+            fanout: FastMap::default(),
+            data_fanout: FastMap::default(),
+        });
         self.ids.insert(id, (ObjectKind::Router, key));
         Ok(())
     }
@@ -123,6 +127,8 @@ impl Shard {
             kind,
             producers: Vec::new(),
             consumers: Vec::new(),
+            data_producers: Vec::new(),
+            data_consumers: Vec::new(),
             ssrc_table: FastMap::default(),
             mid_table: Vec::new(),
             mid_ext_id: 0,
@@ -559,6 +565,10 @@ impl Shard {
             for c in consumers {
                 self.close_consumer_key(c, Some(CloseReason::TransportClosed));
             }
+            let data_consumers = self.transports.get(t).expect("router holds live transports").data_consumers.clone();
+            for c in data_consumers {
+                self.close_data_consumer_key(c, Some(CloseReason::TransportClosed));
+            }
         }
         for t in transports {
             self.close_transport_key(t, Some(CloseReason::RouterClosed));
@@ -600,6 +610,14 @@ impl Shard {
         let consumers = self.transports.get(tkey).expect("transport key").consumers.clone();
         for c in consumers {
             self.close_consumer_key(c, Some(CloseReason::TransportClosed));
+        }
+        let data_producers = self.transports.get(tkey).expect("transport key").data_producers.clone();
+        for p in data_producers {
+            self.close_data_producer_key(p, Some(CloseReason::TransportClosed));
+        }
+        let data_consumers = self.transports.get(tkey).expect("transport key").data_consumers.clone();
+        for c in data_consumers {
+            self.close_data_consumer_key(c, Some(CloseReason::TransportClosed));
         }
         let mut t = self.transports.remove(tkey).expect("transport key");
         match &mut t.kind {

@@ -12,6 +12,8 @@ pub struct RouterSnapshot {
     pub transports: Vec<ObjectId>,
     /// producer -> consumers.
     pub fanout: Vec<(ObjectId, Vec<ObjectId>)>,
+    /// data producer -> data consumers.
+    pub data_fanout: Vec<(ObjectId, Vec<ObjectId>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ pub struct TransportSnapshot {
     pub direct: bool,
     pub producers: Vec<ObjectId>,
     pub consumers: Vec<ObjectId>,
+    pub data_producers: Vec<ObjectId>,
+    pub data_consumers: Vec<ObjectId>,
     pub ssrc_table: Vec<(u32, ObjectId)>,
     pub mid_table: Vec<(String, ObjectId)>,
     pub consumer_ssrcs: Vec<(u32, ObjectId)>,
@@ -90,6 +94,8 @@ pub enum Snapshot {
     Transport(TransportSnapshot),
     Producer(ProducerSnapshot),
     Consumer(ConsumerSnapshot),
+    DataProducer(super::DataProducerSnapshot),
+    DataConsumer(super::DataConsumerSnapshot),
 }
 
 /// The shard as a whole, for the engine's dump and metrics.
@@ -100,6 +106,8 @@ pub struct ShardSnapshot {
     pub drops: DropCounters,
     /// Packets sent to other shards of spanning routers (one per packet per subscribed shard).
     pub records_to_shards: u64,
+    /// Data messages sent to other shards (one per message per subscribed shard or pipe link).
+    pub data_messages_to_shards: u64,
 }
 
 impl Shard {
@@ -108,6 +116,7 @@ impl Shard {
             objects: self.object_counts(),
             drops: *self.drops(),
             records_to_shards: self.records_to_shards(),
+            data_messages_to_shards: self.data_to_shards,
         }
     }
 
@@ -122,6 +131,7 @@ impl Shard {
                 Snapshot::Router(RouterSnapshot {
                     transports: r.transports.iter().filter_map(|&t| self.transports.get(t)).map(|t| t.id).collect(),
                     fanout: r.fanout.iter().map(|(&p, cs)| (pid(p), cs.iter().map(|&c| cid(c)).collect())).collect(),
+                    data_fanout: self.data_fanout_ids(key),
                 })
             }
             ObjectKind::Transport => {
@@ -135,8 +145,11 @@ impl Shard {
                         (false, Some(p.local), p.remote, p.local_rtcp, p.remote_rtcp, p.comedia, p.rtcp_mux)
                     }
                 };
+                let (data_producers, data_consumers) = self.data_ids(key);
                 Snapshot::Transport(TransportSnapshot {
                     direct,
+                    data_producers,
+                    data_consumers,
                     producers: t.producers.iter().map(|&p| pid(p)).collect(),
                     consumers: t.consumers.iter().map(|&c| cid(c)).collect(),
                     ssrc_table: t.ssrc_table.iter().map(|(&s, r)| (s, pid(r.producer))).collect(),
@@ -204,6 +217,8 @@ impl Shard {
                     score: c.score.get(),
                 })
             }
+            ObjectKind::DataProducer => Snapshot::DataProducer(self.data_producer_snapshot(key)),
+            ObjectKind::DataConsumer => Snapshot::DataConsumer(self.data_consumer_snapshot(key)),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! payload shared by every consumer.
 
 mod control;
+mod data;
 mod dump;
 mod feedback;
 mod forward;
@@ -33,6 +34,7 @@ use shardsfu_net::SocketId;
 
 pub use control::{ConsumerSpec, PlainSpec, ProducerSpec};
 pub use counters::{DropCounters, DropReason};
+pub use data::{DataConsumerSnapshot, DataMessage, DataProducerSnapshot, MAX_SUBCHANNELS};
 pub use dump::{
     ConsumerSnapshot, ProducerSnapshot, RouterSnapshot, ShardSnapshot, Snapshot, StreamSnapshot, TransportSnapshot,
     WebRtcSnapshot,
@@ -46,6 +48,7 @@ pub use table::{FastMap, IntHasher, Slab};
 pub use webrtc::{stun_local_ufrag, IceSocketSpec, WebRtcSpec, MAX_WEBRTC_SOCKETS, SRTP_PROFILES};
 
 use crate::rtp::{ExtensionsBuilder, NtpTime};
+use data::{DataConsumerState, DataProducerState};
 use objects::{ConsumerState, ProducerState, RouterState, TransportState};
 
 /// Engine-wide object id (allocated by the API layer; UUID strings map to it at the edge).
@@ -121,6 +124,8 @@ pub enum CloseReason {
     RouterClosed,
     TransportClosed,
     ProducerClosed,
+    /// mediasoup's `dataConsumer.on('dataproducerclose')`.
+    DataProducerClosed,
     /// The WebRtcServer a WebRtcTransport listened through closed.
     ListenServerClosed,
 }
@@ -133,6 +138,7 @@ impl CloseReason {
             CloseReason::RouterClosed => "routerclose",
             CloseReason::TransportClosed => "transportclose",
             CloseReason::ProducerClosed => "producerclose",
+            CloseReason::DataProducerClosed => "dataproducerclose",
             CloseReason::ListenServerClosed => "listenserverclose",
         }
     }
@@ -162,12 +168,26 @@ pub enum Event {
     DirectRtp { consumer: ObjectId, packet: Vec<u8> },
     /// A DirectTransport sent an RTCP packet.
     DirectRtcp { transport: ObjectId, packet: Vec<u8> },
+    /// mediasoup's `dataConsumer.on('message')` (DirectTransport data consumers).
+    DataMessage { data_consumer: ObjectId, ppid: u32, payload: std::sync::Arc<[u8]> },
+    /// mediasoup's `dataConsumer.on('dataproducerpause')`.
+    DataProducerPaused { data_consumer: ObjectId },
+    /// mediasoup's `dataConsumer.on('dataproducerresume')`.
+    DataProducerResumed { data_consumer: ObjectId },
     /// mediasoup's `webRtcTransport.on('icestatechange')`.
     IceStateChange { transport: ObjectId, state: crate::webrtc::ice::IceState },
     /// mediasoup's `webRtcTransport.on('iceselectedtuplechange')`.
     IceSelectedTupleChange { transport: ObjectId, tuple: crate::webrtc::ice::IceTuple },
     /// mediasoup's `webRtcTransport.on('dtlsstatechange')`.
     DtlsStateChange { transport: ObjectId, state: crate::webrtc::cert::DtlsState },
+}
+
+impl Event {
+    /// Whether it carries what a DirectTransport hands out of the process (RTP, RTCP, data
+    /// messages): such events share one bounded queue to the application.
+    pub fn is_direct(&self) -> bool {
+        matches!(self, Event::DirectRtp { .. } | Event::DirectRtcp { .. } | Event::DataMessage { .. })
+    }
 }
 
 /// Kind of object behind an [`ObjectId`] on this shard.
@@ -177,6 +197,8 @@ pub enum ObjectKind {
     Transport,
     Producer,
     Consumer,
+    DataProducer,
+    DataConsumer,
 }
 
 /// Maps the shard's monotonic clock to NTP time for sender reports, fixed at construction.
@@ -204,6 +226,8 @@ pub struct Shard {
     transports: Slab<TransportState>,
     producers: Slab<ProducerState>,
     consumers: Slab<ConsumerState>,
+    data_producers: Slab<DataProducerState>,
+    data_consumers: Slab<DataConsumerState>,
     ids: FastMap<ObjectId, (ObjectKind, u32)>,
     sockets: FastMap<SocketId, webrtc::SocketRoute>,
     /// Tuples ICE validated: (socket, remote) -> WebRtcTransport.
@@ -230,6 +254,8 @@ pub struct Shard {
     /// Control messages for other shards (spanning routers), drained by the adapter.
     shard_out: VecDeque<(usize, ShardCommand)>,
     records_out: u64,
+    /// Data messages sent to other shards (one per message per subscribed shard or pipe link).
+    data_to_shards: u64,
     /// Mirrors that may have no consumers left (checked on the housekeeping tick).
     idle_mirrors: Vec<u32>,
 }
@@ -241,6 +267,8 @@ impl Shard {
             transports: Slab::default(),
             producers: Slab::default(),
             consumers: Slab::default(),
+            data_producers: Slab::default(),
+            data_consumers: Slab::default(),
             ids: FastMap::default(),
             sockets: FastMap::default(),
             ice_tuples: FastMap::default(),
@@ -258,6 +286,7 @@ impl Shard {
             control_tx: Vec::new(),
             shard_out: VecDeque::new(),
             records_out: 0,
+            data_to_shards: 0,
             idle_mirrors: Vec::new(),
         }
     }
@@ -314,6 +343,8 @@ impl Shard {
             transports: self.transports.len() as u32,
             producers: self.producers.len() as u32,
             consumers: self.consumers.len() as u32,
+            data_producers: self.data_producers.len() as u32,
+            data_consumers: self.data_consumers.len() as u32,
         }
     }
 
@@ -333,9 +364,12 @@ impl Shard {
 
 /// Object counts of one shard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectCounts {
     pub routers: u32,
     pub transports: u32,
     pub producers: u32,
     pub consumers: u32,
+    pub data_producers: u32,
+    pub data_consumers: u32,
 }

@@ -24,6 +24,8 @@ pub struct RouterState {
     pub transports: Vec<u32>,
     /// producer key -> consumer keys: the fan-out table.
     pub fanout: FastMap<u32, Vec<u32>>,
+    /// data producer key -> data consumer keys.
+    pub data_fanout: FastMap<u32, Vec<u32>>,
 }
 
 /// Where a transport (or a consumer through it) sends.
@@ -103,6 +105,8 @@ pub struct TransportState {
     pub kind: TransportKind,
     pub producers: Vec<u32>,
     pub consumers: Vec<u32>,
+    pub data_producers: Vec<u32>,
+    pub data_consumers: Vec<u32>,
     /// RTP listener: SSRC first, then MID, then RID.
     pub ssrc_table: FastMap<u32, StreamRef>,
     pub mid_table: Vec<(String, u32)>,

@@ -25,7 +25,7 @@ pub const RECORD_HEAD_BYTES: usize = 8;
 const LINK_ID_BASE: ObjectId = 1 << 62;
 
 /// Control between shards about spanning producers and pipe links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardCommand {
     /// From a mirror's shard to its origin: a consumer there wants a key frame of `source` (the
     /// producer, or the pipe consumer feeding a pipe producer).
@@ -43,6 +43,9 @@ pub enum ShardCommand {
     /// From a mirror's shard to its origin: the mirror had no consumers for `MIRROR_IDLE` and
     /// is gone; stop sending it records.
     Unsubscribe { producer: ObjectId, mirror: ObjectId },
+    /// A data message for data mirror `mirror` (a spanning data producer, or the pipe data
+    /// producer of a pipeToRouter link): once per (data producer, shard).
+    DataMessage { mirror: ObjectId, message: Box<super::DataMessage> },
 }
 
 impl ShardCommand {
@@ -103,10 +106,7 @@ impl Shard {
             }
             return Err(Error::type_error(format!("object id {producer} already exists")));
         }
-        let link = link_id(router, origin);
-        if self.key(link, ObjectKind::Transport).is_none() {
-            self.insert_transport(now, router, link, TransportKind::Link { origin })?;
-        }
+        let link = self.ensure_link(now, router, origin)?;
         self.produce(now, link, producer, spec)?;
         let pkey = self.key(producer, ObjectKind::Producer).expect("just produced");
         let p = self.producers.get_mut(pkey).expect("live producer");
@@ -120,6 +120,26 @@ impl Shard {
             s.nack = None;
         }
         Ok(())
+    }
+
+    /// The hidden transport of `router` holding mirrors of objects on shard `origin`.
+    pub(super) fn ensure_link(&mut self, now: Instant, router: ObjectId, origin: usize) -> Result<ObjectId> {
+        let link = link_id(router, origin);
+        if self.key(link, ObjectKind::Transport).is_none() {
+            self.insert_transport(now, router, link, TransportKind::Link { origin })?;
+        }
+        Ok(link)
+    }
+
+    /// The hidden transport of `router` holding its pipe consumers and pipe data consumers.
+    pub(super) fn ensure_pipe_out(&mut self, now: Instant, router: ObjectId) -> Result<ObjectId> {
+        self.key(router, ObjectKind::Router)
+            .ok_or_else(|| Error::invalid_state(format!("router {router} not found or closed")))?;
+        let pipe = PIPE_ID_BASE | router;
+        if self.key(pipe, ObjectKind::Transport).is_none() {
+            self.insert_transport(now, router, pipe, TransportKind::PipeOut)?;
+        }
+        Ok(pipe)
     }
 
     /// pipeToRouter's pipe consumer: a consumer of `producer` in `router` whose output is a
@@ -137,10 +157,7 @@ impl Shard {
     ) -> Result<()> {
         self.key(router, ObjectKind::Router)
             .ok_or_else(|| Error::invalid_state(format!("router {router} not found or closed")))?;
-        let pipe = PIPE_ID_BASE | router;
-        if self.key(pipe, ObjectKind::Transport).is_none() {
-            self.insert_transport(now, router, pipe, TransportKind::PipeOut)?;
-        }
+        let pipe = self.ensure_pipe_out(now, router)?;
         self.consume(now, pipe, id, super::ConsumerSpec { producer, rtp_parameters, paused: false })?;
         let ckey = self.key(id, ObjectKind::Consumer).expect("just consumed");
         let c = self.consumers.get_mut(ckey).expect("live consumer");
@@ -190,18 +207,31 @@ impl Shard {
             ShardCommand::PipeClosed { consumer } => {
                 if let Some(ckey) = self.key(consumer, ObjectKind::Consumer) {
                     self.close_consumer_key(ckey, Some(super::CloseReason::ProducerClosed));
+                } else if let Some(ckey) = self.key(consumer, ObjectKind::DataConsumer) {
+                    self.close_data_consumer_key(ckey, Some(super::CloseReason::DataProducerClosed));
                 }
             }
             ShardCommand::MirrorPaused { mirror, paused } => {
-                let _ = if paused { self.pause_producer(mirror) } else { self.resume_producer(now, mirror) };
+                if let Some(pkey) = self.key(mirror, ObjectKind::DataProducer) {
+                    self.set_data_producer_paused(pkey, paused);
+                } else {
+                    let _ = if paused { self.pause_producer(mirror) } else { self.resume_producer(now, mirror) };
+                }
             }
+            ShardCommand::DataMessage { mirror, message } => self.handle_data_record(mirror, &message),
             ShardCommand::MirrorScore { mirror, scores } => {
                 if let Some(pkey) = self.key(mirror, ObjectKind::Producer) {
                     self.set_mirror_scores(pkey, &scores);
                 }
             }
             ShardCommand::MirrorClosed { mirror } => {
-                if let Some(pkey) = self.key(mirror, ObjectKind::Producer) {
+                if let Some(pkey) = self.key(mirror, ObjectKind::DataProducer) {
+                    let pipe = matches!(
+                        self.data_producers.get(pkey).and_then(|p| p.mirror_of),
+                        Some(MirrorOf::PipeConsumer(_))
+                    );
+                    self.close_data_producer_key(pkey, pipe.then_some(super::CloseReason::TransportClosed));
+                } else if let Some(pkey) = self.key(mirror, ObjectKind::Producer) {
                     // A pipe producer is an object of its own to the application: it learns that
                     // its link closed. A plain mirror is the same producer, which already did.
                     let pipe =

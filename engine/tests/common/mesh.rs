@@ -287,7 +287,7 @@ impl Mesh {
     pub fn deliver_commands(&mut self, from: usize) -> usize {
         let mut n = 0;
         while let Some((to, cmd)) = self.shards[from].poll_shard_command() {
-            self.crossings.push(Crossing::Command { from, to, cmd });
+            self.crossings.push(Crossing::Command { from, to, cmd: cmd.clone() });
             let now = self.now;
             self.shards[to].handle_shard_command(now, from, cmd);
             self.after_control(to);
