@@ -9,6 +9,10 @@
 //! router, linked both ways (closing either closes the other; pausing the source or the pipe
 //! consumer pauses the pipe producer). The pipe producer keeps the source producer's id unless
 //! `keepId` is false, and sits on the target router's home shard.
+//!
+//! Data producers pipe the same way (`Router::pipe_data_to_router`, in `data.rs`). There too the
+//! pair is linked both ways; since there is no SCTP association between the routers, the pipe
+//! data consumer and pipe data producer are of type `direct`, where mediasoup's are `sctp`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
