@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 use shardsfu_engine::ortc::supported_rtp_capabilities;
 use shardsfu_engine::rtp_parameters::RtpCapabilities;
 use shardsfu_engine::{
-    block_on, Consumer, ConsumerOptions, DirectTransportOptions, PipeToRouterOptions, PlainTransportConnect,
+    block_on, Consumer, ConsumerOptions, DataConsumer, DataConsumerOptions, DataProducer, DataProducerOptions,
+    DataSendOptions, DirectTransportOptions, PipeDataToRouterOptions, PipeToRouterOptions, PlainTransportConnect,
     PlainTransportOptions, Producer, ProducerOptions, RouterOptions, WebRtcServerOptions, WebRtcTransport,
     WebRtcTransportConnect, WebRtcTransportOptions, WorkerSettings,
 };
@@ -61,6 +62,8 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
         "transport.connect" => transport_connect(ctx, p),
         "transport.produce" => transport_produce(ctx, p),
         "transport.consume" => transport_consume(ctx, p),
+        "transport.produceData" => transport_produce_data(ctx, p),
+        "transport.consumeData" => transport_consume_data(ctx, p),
         "transport.getStats" => Ok(block_on(transport_of(ctx, p)?.transport().get_stats())?),
         "transport.dump" => Ok(block_on(transport_of(ctx, p)?.transport().dump())?),
         "transport.close" => {
@@ -119,6 +122,46 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
             Ok(Value::Null)
         }
 
+        "dataProducer.pause" => {
+            let data_producer = data_producer_of(ctx, p)?;
+            as_client_call(|| block_on(data_producer.pause()))?;
+            Ok(Value::Null)
+        }
+        "dataProducer.resume" => {
+            let data_producer = data_producer_of(ctx, p)?;
+            as_client_call(|| block_on(data_producer.resume()))?;
+            Ok(Value::Null)
+        }
+        "dataProducer.dump" => Ok(block_on(data_producer_of(ctx, p)?.dump())?),
+        "dataProducer.getStats" => Ok(block_on(data_producer_of(ctx, p)?.get_stats())?),
+        "dataProducer.close" => {
+            data_producer_of(ctx, p)?.close();
+            Ok(Value::Null)
+        }
+        "dataProducer.send" => data_producer_send(ctx, p),
+
+        "dataConsumer.pause" => {
+            let data_consumer = data_consumer_of(ctx, p)?;
+            as_client_call(|| block_on(data_consumer.pause()))?;
+            Ok(Value::Null)
+        }
+        "dataConsumer.resume" => {
+            let data_consumer = data_consumer_of(ctx, p)?;
+            as_client_call(|| block_on(data_consumer.resume()))?;
+            Ok(Value::Null)
+        }
+        "dataConsumer.setSubchannels" | "dataConsumer.addSubchannel" | "dataConsumer.removeSubchannel" => {
+            data_consumer_subchannels(ctx, p, method)
+        }
+        "dataConsumer.getBufferedAmount" => Ok(json!(block_on(data_consumer_of(ctx, p)?.get_buffered_amount())?)),
+        "dataConsumer.setBufferedAmountLowThreshold" => data_consumer_set_threshold(ctx, p),
+        "dataConsumer.dump" => Ok(block_on(data_consumer_of(ctx, p)?.dump())?),
+        "dataConsumer.getStats" => Ok(block_on(data_consumer_of(ctx, p)?.get_stats())?),
+        "dataConsumer.close" => {
+            data_consumer_of(ctx, p)?.close();
+            Ok(Value::Null)
+        }
+
         _ => match unsupported(method) {
             Some(why) => Err(RpcError::unsupported(format!("{method}: {why}"))),
             None => Err(RpcError::new(METHOD_NOT_FOUND, format!("method not found: {method}"), None)),
@@ -126,7 +169,7 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
     }
 }
 
-const DATA: &str = "data producers and consumers (SCTP) are not available in this engine yet";
+const SCTP: &str = "SCTP is not available in this engine yet (data producers and consumers work on DirectTransports)";
 const OBSERVERS: &str = "RTP observers (active speaker, audio level) are not available in this engine yet";
 const TRACE: &str = "trace events are not available in this engine yet";
 
@@ -140,15 +183,17 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("router.createActiveSpeakerObserver", OBSERVERS),
     ("router.createAudioLevelObserver", OBSERVERS),
     ("transport.enableTraceEvent", TRACE),
-    ("transport.produceData", DATA),
-    ("transport.consumeData", DATA),
+    (
+        "dataConsumer.send",
+        "sending from the server side into a data consumer is not available in this engine yet (use a data \
+         producer)",
+    ),
     ("producer.enableTraceEvent", TRACE),
     ("consumer.enableTraceEvent", TRACE),
 ];
 
 /// Whole classes this server cannot serve yet: every method of theirs answers `UnsupportedError`.
-pub const UNSUPPORTED_CLASSES: &[(&str, &str)] =
-    &[("dataProducer", DATA), ("dataConsumer", DATA), ("rtpObserver", OBSERVERS)];
+pub const UNSUPPORTED_CLASSES: &[(&str, &str)] = &[("rtpObserver", OBSERVERS)];
 
 fn unsupported(method: &str) -> Option<&'static str> {
     if let Some((_, why)) = UNSUPPORTED.iter().find(|(m, _)| *m == method) {
@@ -241,6 +286,15 @@ fn consumer_of(ctx: &Ctx<'_>, p: &Value) -> Result<Consumer, RpcError> {
     Ok(reg(ctx).consumer(str_param(p, "consumerId")?)?.consumer)
 }
 
+fn data_producer_of(ctx: &Ctx<'_>, p: &Value) -> Result<DataProducer, RpcError> {
+    let id = str_param(p, "dataProducerId")?;
+    Ok(reg(ctx).data_producer(id, opt_str_param(p, "routerId")?)?.data_producer)
+}
+
+fn data_consumer_of(ctx: &Ctx<'_>, p: &Value) -> Result<DataConsumer, RpcError> {
+    reg(ctx).data_consumer(str_param(p, "dataConsumerId")?)
+}
+
 // ---- results ----
 
 fn producer_json(p: &Producer) -> Value {
@@ -267,6 +321,38 @@ fn consumer_json(c: &Consumer, priority: u8) -> Value {
         "preferredLayers": null,
         "priority": priority,
     })
+}
+
+fn data_producer_json(d: &DataProducer) -> Value {
+    let mut data = json!({
+        "id": d.id(),
+        "type": d.r#type(),
+        "label": d.label(),
+        "protocol": d.protocol(),
+        "paused": d.paused(),
+    });
+    if let Some(sctp) = d.sctp_stream_parameters() {
+        data["sctpStreamParameters"] = json!(sctp);
+    }
+    data
+}
+
+fn data_consumer_json(d: &DataConsumer) -> Value {
+    let mut data = json!({
+        "id": d.id(),
+        "dataProducerId": d.data_producer_id(),
+        "type": d.r#type(),
+        "label": d.label(),
+        "protocol": d.protocol(),
+        "paused": d.paused(),
+        "dataProducerPaused": d.data_producer_paused(),
+        "subchannels": d.subchannels(),
+        "bufferedAmountLowThreshold": 0,
+    });
+    if let Some(sctp) = d.sctp_stream_parameters() {
+        data["sctpStreamParameters"] = json!(sctp);
+    }
+    data
 }
 
 // ---- worker ----
@@ -490,7 +576,7 @@ fn router_create_plain_transport(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcE
     let router_id = str_param(p, "routerId")?;
     let router = reg(ctx).router(router_id)?;
     if opt_bool_param(p, "enableSctp", false)? {
-        return Err(RpcError::unsupported(format!("enableSctp: {DATA}")));
+        return Err(RpcError::unsupported(format!("enableSctp: {SCTP}")));
     }
     if opt_bool_param(p, "enableSrtp", false)? {
         return Err(RpcError::unsupported("enableSrtp: SRTP on PlainTransport is not available in this engine yet"));
@@ -529,13 +615,27 @@ fn router_can_consume(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
 }
 
 fn router_pipe_to_router(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
-    if opt_str_param(p, "dataProducerId")?.is_some() {
-        return Err(RpcError::unsupported(format!("router.pipeToRouter with dataProducerId: {DATA}")));
+    let data_producer_id = opt_str_param(p, "dataProducerId")?;
+    if data_producer_id.is_some() && opt_str_param(p, "producerId")?.is_some() {
+        return Err(RpcError::params("just producerId or dataProducerId can be given"));
     }
     let source_id = str_param(p, "routerId")?;
     let source = reg(ctx).router(source_id)?;
     let target_id = str_param(p, "targetRouterId")?;
     let target = reg(ctx).router(target_id)?;
+    if let Some(data_producer_id) = data_producer_id {
+        let options = PipeDataToRouterOptions {
+            keep_id: opt_bool_param(p, "keepId", true)?,
+            ..PipeDataToRouterOptions::new(data_producer_id, &target.handle)
+        };
+        let pair = block_on(source.handle.pipe_data_to_router(options))?;
+        reg(ctx).add_data_consumer(&pair.pipe_data_consumer, &source.sink);
+        reg(ctx).add_data_producer(&pair.pipe_data_producer, target_id, &target.sink);
+        return Ok(json!({
+            "pipeDataConsumer": data_consumer_json(&pair.pipe_data_consumer),
+            "pipeDataProducer": data_producer_json(&pair.pipe_data_producer),
+        }));
+    }
     let options = PipeToRouterOptions {
         keep_id: opt_bool_param(p, "keepId", true)?,
         enable_rtx: opt_bool_param(p, "enableRtx", false)?,
@@ -585,6 +685,22 @@ fn transport_consume(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
     Ok(consumer_json(&consumer, 1))
 }
 
+fn transport_produce_data(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let entry = reg(ctx).transport(str_param(p, "transportId")?)?;
+    let options: DataProducerOptions = parse(p, "data producer options")?;
+    let data_producer = block_on(entry.handle.transport().produce_data(options))?;
+    reg(ctx).add_data_producer(&data_producer, &entry.parent_id, &entry.sink);
+    Ok(data_producer_json(&data_producer))
+}
+
+fn transport_consume_data(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let entry = reg(ctx).transport(str_param(p, "transportId")?)?;
+    let options: DataConsumerOptions = parse(p, "data consumer options")?;
+    let data_consumer = block_on(entry.handle.transport().consume_data(options))?;
+    reg(ctx).add_data_consumer(&data_consumer, &entry.sink);
+    Ok(data_consumer_json(&data_consumer))
+}
+
 fn transport_send_rtcp(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
     match transport_of(ctx, p)? {
         AnyTransport::Direct(t) => {
@@ -593,6 +709,68 @@ fn transport_send_rtcp(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
         }
         _ => Err(RpcError::invalid_state("sendRtcp() is only for DirectTransports")),
     }
+}
+
+// ---- data producer ----
+
+/// `dataProducer.send`: `message` is the text itself, or base64 with `binary: true` (as the
+/// client's `DataProducer.send` sends it); a text message takes ppid 51 by default, a binary 53.
+fn data_producer_send(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let data_producer = data_producer_of(ctx, p)?;
+    let text = !opt_bool_param(p, "binary", false)?;
+    let message = if text { str_param(p, "message")?.as_bytes().to_vec() } else { bytes_param(p, "message")? };
+    let ppid = match p.get("ppid") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| RpcError::params("ppid must be a non-negative integer"))?,
+        ),
+    };
+    let subchannels = match p.get("subchannels") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => parse::<Vec<u16>>(v, "subchannels")?,
+    };
+    let required_subchannel = match p.get("requiredSubchannel") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse::<u16>(v, "requiredSubchannel")?),
+    };
+    data_producer.send_with(&message, text, DataSendOptions { ppid, subchannels, required_subchannel })?;
+    Ok(Value::Null)
+}
+
+// ---- data consumer ----
+
+/// `setSubchannels`, `addSubchannel`, `removeSubchannel`: all answer the subchannels now in
+/// effect (sorted, without duplicates), as mediasoup's worker does.
+fn data_consumer_subchannels(ctx: &Ctx<'_>, p: &Value, method: &str) -> Result<Value, RpcError> {
+    let data_consumer = data_consumer_of(ctx, p)?;
+    let subchannel = || {
+        p.get("subchannel")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| RpcError::params("subchannel must be an integer from 0 to 65535"))
+    };
+    match method {
+        "dataConsumer.addSubchannel" => block_on(data_consumer.add_subchannel(subchannel()?))?,
+        "dataConsumer.removeSubchannel" => block_on(data_consumer.remove_subchannel(subchannel()?))?,
+        _ => {
+            let subchannels = p.get("subchannels").ok_or_else(|| RpcError::params("missing subchannels"))?;
+            block_on(data_consumer.set_subchannels(parse(subchannels, "subchannels")?))?
+        }
+    }
+    Ok(json!({ "subchannels": data_consumer.subchannels() }))
+}
+
+fn data_consumer_set_threshold(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let data_consumer = data_consumer_of(ctx, p)?;
+    let threshold = p
+        .get("threshold")
+        .and_then(Value::as_u64)
+        .and_then(|t| u32::try_from(t).ok())
+        .ok_or_else(|| RpcError::params("threshold must be a non-negative integer"))?;
+    block_on(data_consumer.set_buffered_amount_low_threshold(threshold))?;
+    Ok(Value::Null)
 }
 
 // ---- consumer ----

@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use shardsfu_engine::{
-    Consumer, DirectTransport, PlainTransport, Producer, Router, Transport, WebRtcServer, WebRtcTransport, Worker,
+    Consumer, DataConsumer, DataProducer, DirectTransport, PlainTransport, Producer, Router, Transport, WebRtcServer,
+    WebRtcTransport, Worker, PPID_STRING, PPID_STRING_EMPTY,
 };
 
 use crate::rpc::{notification_json, RpcError};
@@ -58,7 +59,8 @@ pub struct Outbox {
     /// A lifecycle notification did not fit: the connection is closed (the client reconnects
     /// and adopts), rather than silently losing a close.
     pub overflowed: AtomicBool,
-    /// Media notifications (DirectTransport packets) dropped because the queue was full.
+    /// Media notifications (DirectTransport packets and data messages) dropped because the queue
+    /// was full.
     pub media_dropped: AtomicU64,
 }
 
@@ -145,6 +147,12 @@ pub struct ConsumerEntry {
     pub priority: u8,
 }
 
+#[derive(Clone)]
+pub struct DataProducerEntry {
+    pub data_producer: DataProducer,
+    pub router_id: String,
+}
+
 #[derive(Default)]
 pub struct Objects {
     pub workers: HashMap<String, WorkerEntry>,
@@ -155,6 +163,9 @@ pub struct Objects {
     /// so one id may name several producers, told apart by `routerId`.
     pub producers: HashMap<String, Vec<ProducerEntry>>,
     pub consumers: HashMap<String, ConsumerEntry>,
+    /// By id, several per id as for producers (`pipeToRouter` with `dataProducerId` and `keepId`).
+    pub data_producers: HashMap<String, Vec<DataProducerEntry>>,
+    pub data_consumers: HashMap<String, DataConsumer>,
 }
 
 /// The registry: shared by connections, the reaper and the engine's event handlers (weakly).
@@ -205,15 +216,17 @@ impl Registry {
     /// The producer `id` (in router `router_id` when several share the id).
     pub fn producer(&self, id: &str, router_id: Option<&str>) -> Result<ProducerEntry, RpcError> {
         let objects = self.lock();
-        let all = objects.producers.get(id).ok_or_else(|| not_found("Producer", id))?;
-        match router_id {
-            Some(r) => all.iter().find(|p| p.router_id == r).cloned().ok_or_else(|| not_found("Producer", id)),
-            None if all.len() == 1 => Ok(all[0].clone()),
-            None => Err(RpcError::params(format!(
-                "Producer id \"{id}\" exists in {} routers (pipeToRouter with keepId): pass routerId",
-                all.len()
-            ))),
-        }
+        in_router("Producer", id, objects.producers.get(id), router_id, |p| &p.router_id)
+    }
+
+    /// The data producer `id` (in router `router_id` when several share the id).
+    pub fn data_producer(&self, id: &str, router_id: Option<&str>) -> Result<DataProducerEntry, RpcError> {
+        let objects = self.lock();
+        in_router("DataProducer", id, objects.data_producers.get(id), router_id, |p| &p.router_id)
+    }
+
+    pub fn data_consumer(&self, id: &str) -> Result<DataConsumer, RpcError> {
+        self.lock().data_consumers.get(id).cloned().ok_or_else(|| not_found("DataConsumer", id))
     }
 
     pub fn consumer(&self, id: &str) -> Result<ConsumerEntry, RpcError> {
@@ -363,6 +376,110 @@ impl Registry {
         if !c.closed() {
             objects.consumers.insert(id, entry);
         }
+    }
+
+    /// Record a new data producer and forward its events (as for producers: `pause` / `resume`
+    /// only when the engine paused it, a pipe data producer following its source).
+    pub fn add_data_producer(self: &Arc<Self>, d: &DataProducer, router_id: &str, sink: &Arc<Sink>) {
+        let id = d.id().to_owned();
+        let params = json!({ "dataProducerId": id, "routerId": router_id });
+        let (s, ps) = (sink.clone(), params.clone());
+        d.on_transport_close(move || s.notify("dataProducer.transportclose", ps.clone()));
+        let (s, ps) = (sink.clone(), params.clone());
+        d.on_pause(move || {
+            if !in_client_call() {
+                s.notify("dataProducer.pause", ps.clone())
+            }
+        });
+        let (s, ps) = (sink.clone(), params);
+        d.on_resume(move || {
+            if !in_client_call() {
+                s.notify("dataProducer.resume", ps.clone())
+            }
+        });
+        let (weak, did, rid) = (Arc::downgrade(self), id.clone(), router_id.to_owned());
+        d.on_close(move || {
+            forget(&weak, |o| {
+                if let Some(all) = o.data_producers.get_mut(&did) {
+                    all.retain(|e| e.router_id != rid);
+                    if all.is_empty() {
+                        o.data_producers.remove(&did);
+                    }
+                }
+            })
+        });
+        let entry = DataProducerEntry { data_producer: d.clone(), router_id: router_id.to_owned() };
+        let mut objects = self.lock();
+        if !d.closed() {
+            objects.data_producers.entry(id).or_default().push(entry);
+        }
+    }
+
+    /// Record a new data consumer and forward its events; its messages (DirectTransport) are
+    /// media notifications, dropped when the connection's queue is full.
+    pub fn add_data_consumer(self: &Arc<Self>, d: &DataConsumer, sink: &Arc<Sink>) {
+        let id = d.id().to_owned();
+        let params = json!({ "dataConsumerId": id });
+        for (event, method) in [
+            ("transportclose", "dataConsumer.transportclose"),
+            ("dataproducerclose", "dataConsumer.dataproducerclose"),
+            ("dataproducerpause", "dataConsumer.dataproducerpause"),
+            ("dataproducerresume", "dataConsumer.dataproducerresume"),
+        ] {
+            let (s, ps) = (sink.clone(), params.clone());
+            let f = move || s.notify(method, ps.clone());
+            match event {
+                "transportclose" => d.on_transport_close(f),
+                "dataproducerclose" => d.on_data_producer_close(f),
+                "dataproducerpause" => d.on_data_producer_pause(f),
+                _ => d.on_data_producer_resume(f),
+            };
+        }
+        let (s, did) = (sink.clone(), id.clone());
+        d.on_message(move |payload, ppid| {
+            s.notify_media("dataConsumer.message", data_message_params(&did, payload, ppid))
+        });
+        let (weak, did) = (Arc::downgrade(self), id.clone());
+        d.on_close(move || forget(&weak, |o| drop(o.data_consumers.remove(&did))));
+        let mut objects = self.lock();
+        if !d.closed() {
+            objects.data_consumers.insert(id, d.clone());
+        }
+    }
+}
+
+/// The one of `all` (the objects sharing id `id`) in router `router_id`; without a router, the
+/// only one.
+fn in_router<T: Clone>(
+    class: &str,
+    id: &str,
+    all: Option<&Vec<T>>,
+    router_id: Option<&str>,
+    router_of: impl Fn(&T) -> &String,
+) -> Result<T, RpcError> {
+    let all = all.ok_or_else(|| not_found(class, id))?;
+    match router_id {
+        Some(r) => all.iter().find(|o| router_of(o) == r).cloned().ok_or_else(|| not_found(class, id)),
+        None if all.len() == 1 => Ok(all[0].clone()),
+        None => Err(RpcError::params(format!(
+            "{class} id \"{id}\" exists in {} routers (pipeToRouter with keepId): pass routerId",
+            all.len()
+        ))),
+    }
+}
+
+/// A data message as `dataConsumer.message` params: text (`binary: false`) when its ppid says
+/// string and it is UTF-8, else base64 (`binary: true`); the bytes are the payload's exactly.
+fn data_message_params(data_consumer_id: &str, payload: &[u8], ppid: u32) -> Value {
+    let text = if matches!(ppid, PPID_STRING | PPID_STRING_EMPTY) { std::str::from_utf8(payload).ok() } else { None };
+    match text {
+        Some(t) => json!({ "dataConsumerId": data_consumer_id, "message": t, "binary": false, "ppid": ppid }),
+        None => json!({
+            "dataConsumerId": data_consumer_id,
+            "message": crate::b64::encode(payload),
+            "binary": true,
+            "ppid": ppid,
+        }),
     }
 }
 

@@ -75,8 +75,8 @@ fn wrong_param_types_are_type_errors() {
     for (method, params) in [
         ("router.createPipeTransport", json!({ "routerId": router })),
         ("router.createAudioLevelObserver", json!({ "routerId": router })),
-        ("dataProducer.close", json!({ "dataProducerId": "x" })),
-        ("transport.produceData", json!({ "transportId": "x" })),
+        ("dataConsumer.send", json!({ "dataConsumerId": "x", "message": "hi" })),
+        ("rtpObserver.close", json!({ "rtpObserverId": "x" })),
     ] {
         let e = c.call_err(method, params);
         assert_eq!(e["data"]["name"], "UnsupportedError", "{method}: {e}");

@@ -33,27 +33,41 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 	DataProducerAppData,
 	DataProducer
 > {
+	readonly #routerId: string;
 	readonly #data: DataProducerData;
 	#paused: boolean;
 
 	/** @internal */
 	constructor({
 		channel,
+		routerId,
 		data,
 		appData,
 		onClose,
 	}: {
 		channel: Channel;
+		routerId: string;
 		data: DataProducerData;
 		appData?: DataProducerAppData;
 		onClose: (dataProducer: DataProducer) => void;
 	}) {
-		super(channel, data.id, appData, onClose);
+		super(channel, `${data.id}@${routerId}`, appData, onClose);
+		this.#routerId = routerId;
 		this.#data = data;
 		this.#paused = Boolean(data.paused);
-		channel.subscribe(data.id, (event) => {
-			if (event === 'transportclose') this.transportClosed();
-		});
+		channel.subscribe(this.#key, (event) => this.#onNotification(event));
+	}
+
+	/**
+	 * Notifications and requests name the data producer by id and router: with pipeToRouter's
+	 * keepId the pipe data producer in the target router has the source data producer's id.
+	 */
+	get #key(): string {
+		return `${this.#data.id}@${this.#routerId}`;
+	}
+
+	#params(extra: Record<string, unknown> = {}): Record<string, unknown> {
+		return { dataProducerId: this.id, routerId: this.#routerId, ...extra };
 	}
 
 	get id(): string {
@@ -81,7 +95,7 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 	}
 
 	close(): void {
-		this.end(['dataProducer.close', { dataProducerId: this.id }]);
+		this.end(['dataProducer.close', this.#params()]);
 	}
 
 	/** @internal */
@@ -91,18 +105,18 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 
 	async dump(): Promise<Record<string, any>> {
 		checkOpen(this.closed, 'DataProducer');
-		return this.channel.request('dataProducer.dump', { dataProducerId: this.id });
+		return this.channel.request('dataProducer.dump', this.#params());
 	}
 
 	async getStats(): Promise<Record<string, any>[]> {
 		checkOpen(this.closed, 'DataProducer');
-		return this.channel.request('dataProducer.getStats', { dataProducerId: this.id });
+		return this.channel.request('dataProducer.getStats', this.#params());
 	}
 
 	async pause(): Promise<void> {
 		checkOpen(this.closed, 'DataProducer');
 		const wasPaused = this.#paused;
-		await this.channel.request('dataProducer.pause', { dataProducerId: this.id });
+		await this.channel.request('dataProducer.pause', this.#params());
 		this.#paused = true;
 		if (!wasPaused && !this.closed) this.observer.safeEmit('pause');
 	}
@@ -110,7 +124,7 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 	async resume(): Promise<void> {
 		checkOpen(this.closed, 'DataProducer');
 		const wasPaused = this.#paused;
-		await this.channel.request('dataProducer.resume', { dataProducerId: this.id });
+		await this.channel.request('dataProducer.resume', this.#params());
 		this.#paused = false;
 		if (wasPaused && !this.closed) this.observer.safeEmit('resume');
 	}
@@ -129,14 +143,37 @@ export class DataProducer<DataProducerAppData extends AppData = AppData> extends
 			ppid = binary ? (message.length > 0 ? 53 : 57) : message.length > 0 ? 51 : 56;
 		}
 		sendAndForget(
-			this.channel.request('dataProducer.send', {
-				dataProducerId: this.id,
-				message: binary ? (message as Buffer).toString('base64') : message,
-				binary,
-				ppid,
-				subchannels,
-				requiredSubchannel,
-			}),
+			this.channel.request(
+				'dataProducer.send',
+				this.#params({
+					message: binary ? (message as Buffer).toString('base64') : message,
+					binary,
+					ppid,
+					subchannels,
+					requiredSubchannel,
+				}),
+			),
 		);
+	}
+
+	#onNotification(event: string): void {
+		switch (event) {
+			case 'transportclose':
+				this.transportClosed();
+				break;
+			// A pipe data producer paused / resumed by its source (the server's doing).
+			case 'pause':
+				if (this.#paused) break;
+				this.#paused = true;
+				this.observer.safeEmit('pause');
+				break;
+			case 'resume':
+				if (!this.#paused) break;
+				this.#paused = false;
+				this.observer.safeEmit('resume');
+				break;
+			default:
+				break;
+		}
 	}
 }

@@ -333,6 +333,7 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 		if (result?.pipeDataProducer) {
 			const pipeDataProducer = new DataProducer({
 				channel: this.#channel,
+				routerId: router.id,
 				data: withDefaults({ type: 'sctp' }, result.pipeDataProducer),
 				onClose: (p) => router.forgetPipeProducer(p),
 			});

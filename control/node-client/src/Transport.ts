@@ -345,6 +345,7 @@ export abstract class Transport<
 		});
 		const dataProducer = new DataProducer<DataProducerAppData>({
 			channel: this.channel,
+			routerId: this.#router.routerId,
 			data: withDefaults({ type: this.type === 'direct' ? 'direct' : 'sctp', sctpStreamParameters, label, protocol, paused }, data),
 			appData,
 			onClose: (p) => {
