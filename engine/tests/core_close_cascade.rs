@@ -50,7 +50,10 @@ fn close_producer_closes_its_consumers() {
     assert!(fanout(&sfu).is_empty());
     assert!(sfu.transport(PRODUCER_TRANSPORT).ssrc_table.is_empty());
     assert!(sfu.transport(PRODUCER_TRANSPORT).mid_table.is_empty());
-    assert_eq!(sfu.shard.object_counts(), ObjectCounts { routers: 1, transports: 4, producers: 0, consumers: 0, ..Default::default() });
+    assert_eq!(
+        sfu.shard.object_counts(),
+        ObjectCounts { routers: 1, transports: 4, producers: 0, consumers: 0, ..Default::default() }
+    );
     assert!(sfu.shard.take_released_sockets().is_empty());
     // Its media is unknown now.
     sfu.send_media(1, true);
@@ -188,5 +191,8 @@ fn close_transport_holding_a_producer_and_its_own_consumer() {
         events,
         BTreeMap::from([(PRODUCER, CloseReason::TransportClosed), (sfu.consumers[i].id, CloseReason::ProducerClosed)])
     );
-    assert_eq!(sfu.shard.object_counts(), ObjectCounts { routers: 1, transports: 0, producers: 0, consumers: 0, ..Default::default() });
+    assert_eq!(
+        sfu.shard.object_counts(),
+        ObjectCounts { routers: 1, transports: 0, producers: 0, consumers: 0, ..Default::default() }
+    );
 }
