@@ -7,7 +7,9 @@
 //! link) and once to every other shard where the router spans and the producer has consumers.
 //! There a *data mirror* (same id, on the router's hidden link transport) fans it out to that
 //! shard's consumers, exactly as a media mirror does (see `span.rs`). Pause, resume and close of
-//! the producer travel to the mirrors the same way.
+//! the producer travel to the mirrors the same way. A data mirror lives as long as its data
+//! producer (or the router's part on its shard): unlike media mirrors it is not reaped when its
+//! last consumer leaves, so such a shard keeps getting the producer's messages until then.
 //!
 //! Subchannels are mediasoup's: a message sent with subchannels reaches only the consumers
 //! subscribed to at least one of them, and one with a required subchannel only those subscribed
