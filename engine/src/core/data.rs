@@ -7,9 +7,8 @@
 //! link) and once to every other shard where the router spans and the producer has consumers.
 //! There a *data mirror* (same id, on the router's hidden link transport) fans it out to that
 //! shard's consumers, exactly as a media mirror does (see `span.rs`). Pause, resume and close of
-//! the producer travel to the mirrors the same way. A data mirror lives as long as its data
-//! producer (or the router's part on its shard): unlike media mirrors it is not reaped when its
-//! last consumer leaves, so such a shard keeps getting the producer's messages until then.
+//! the producer travel to the mirrors the same way. A data mirror left without data consumers is
+//! torn down after `MIRROR_IDLE`, and its origin stops sending it messages (as for media).
 //!
 //! Subchannels are mediasoup's: a message sent with subchannels reaches only the consumers
 //! subscribed to at least one of them, and one with a required subchannel only those subscribed
@@ -59,6 +58,8 @@ pub struct DataProducerState {
     pub mirror_of: Option<MirrorOf>,
     pub messages: u64,
     pub bytes: u64,
+    /// For a plain data mirror without consumers: since when.
+    pub idle_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -155,6 +156,7 @@ impl Shard {
             mirror_of: None,
             messages: 0,
             bytes: 0,
+            idle_since: None,
         });
         self.ids.insert(id, (ObjectKind::DataProducer, key));
         self.transports.get_mut(tkey).expect("key from ids").data_producers.push(key);
@@ -224,7 +226,10 @@ impl Shard {
         self.key(router, ObjectKind::Router)
             .ok_or_else(|| Error::invalid_state(format!("router {router} not found or closed")))?;
         if let Some(pkey) = self.key(data_producer, ObjectKind::DataProducer) {
-            if self.data_producers.get(pkey).expect("key from ids").mirror_of == Some(mirror_of) {
+            let p = self.data_producers.get_mut(pkey).expect("key from ids");
+            if p.mirror_of == Some(mirror_of) {
+                // Wanted again: not idle any more.
+                p.idle_since = None;
                 return Ok(());
             }
             return Err(Error::type_error(format!("object id {data_producer} already exists")));
@@ -233,6 +238,10 @@ impl Shard {
         self.produce_data(link, data_producer, paused)?;
         let pkey = self.key(data_producer, ObjectKind::DataProducer).expect("just produced");
         self.data_producers.get_mut(pkey).expect("live").mirror_of = Some(mirror_of);
+        if matches!(mirror_of, MirrorOf::Producer(_)) {
+            // Torn down if no consumer ever comes (e.g. the consumeData that asked for it failed).
+            self.idle_data_mirrors.push(pkey);
+        }
         Ok(())
     }
 
@@ -448,8 +457,48 @@ impl Shard {
             t.data_consumers.retain(|&k| k != ckey);
         }
         self.ids.remove(&c.id);
+        // The last consumer of a data mirror gone: the mirror may be torn down.
+        let mirror = self
+            .data_producers
+            .get(c.data_producer)
+            .is_some_and(|p| matches!(p.mirror_of, Some(MirrorOf::Producer(_))));
+        if mirror
+            && self.routers.get(c.router).and_then(|r| r.data_fanout.get(&c.data_producer)).is_none_or(Vec::is_empty)
+        {
+            self.idle_data_mirrors.push(c.data_producer);
+        }
         if let Some(reason) = reason {
             self.events.push_back(Event::Closed { object: c.id, reason });
+        }
+    }
+
+    /// Tear down plain data mirrors that have had no consumers for `MIRROR_IDLE`, and tell their
+    /// origin to stop sending them messages (the API recreates one when a consumer needs it).
+    pub(super) fn reap_idle_data_mirrors(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.idle_data_mirrors.len() {
+            let pkey = self.idle_data_mirrors[i];
+            let Some(p) = self.data_producers.get_mut(pkey) else {
+                self.idle_data_mirrors.swap_remove(i);
+                continue;
+            };
+            let consumers = self.routers.get(p.router).and_then(|r| r.data_fanout.get(&pkey)).map_or(0, Vec::len);
+            let (Some(MirrorOf::Producer(source)), true) = (p.mirror_of, consumers == 0) else {
+                p.idle_since = None;
+                self.idle_data_mirrors.swap_remove(i);
+                continue;
+            };
+            let since = *p.idle_since.get_or_insert(now);
+            if now.saturating_duration_since(since) < super::MIRROR_IDLE {
+                i += 1;
+                continue;
+            }
+            let (id, transport) = (p.id, p.transport);
+            if let Some(TransportKind::Link { origin }) = self.transports.get(transport).map(|t| &t.kind) {
+                self.shard_out.push_back((*origin, ShardCommand::Unsubscribe { producer: source, mirror: id }));
+            }
+            self.close_data_producer_key(pkey, None);
+            self.idle_data_mirrors.swap_remove(i);
         }
     }
 

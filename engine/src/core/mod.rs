@@ -258,6 +258,8 @@ pub struct Shard {
     data_to_shards: u64,
     /// Mirrors that may have no consumers left (checked on the housekeeping tick).
     idle_mirrors: Vec<u32>,
+    /// Data mirrors that may have no data consumers left (likewise).
+    idle_data_mirrors: Vec<u32>,
 }
 
 impl Shard {
@@ -288,6 +290,7 @@ impl Shard {
             records_out: 0,
             data_to_shards: 0,
             idle_mirrors: Vec::new(),
+            idle_data_mirrors: Vec::new(),
         }
     }
 

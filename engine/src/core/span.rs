@@ -195,6 +195,10 @@ impl Shard {
             ShardCommand::Unsubscribe { producer, mirror } => {
                 if let Some(p) = self.key(producer, ObjectKind::Producer).and_then(|k| self.producers.get_mut(k)) {
                     p.subscribers.retain(|&s| s != (from, mirror));
+                } else if let Some(k) = self.key(producer, ObjectKind::DataProducer) {
+                    if let Some(p) = self.data_producers.get_mut(k) {
+                        p.subscribers.retain(|&s| s != (from, mirror));
+                    }
                 }
             }
             ShardCommand::KeyFrameRequest { source } => {
