@@ -30,6 +30,20 @@ pub fn engine(shards: usize) -> Engine {
     Engine::start(EngineOptions { shards, pin: false, placement, ..EngineOptions::default() }).expect("engine starts")
 }
 
+/// Two unpinned shards placed by `placement`, with measured busy time left out (machine noise
+/// must not decide where the tests' objects go).
+pub fn two_shards(placement: shardsfu_engine::placement::PlacementPolicy) -> Engine {
+    let placement =
+        shardsfu_engine::placement::PlacementPolicy { busy_weight: 0.0, busy_watermark: f32::INFINITY, ..placement };
+    Engine::start(EngineOptions { shards: 2, pin: false, placement, ..EngineOptions::default() })
+        .expect("engine starts")
+}
+
+/// Two shards, every new transport on the shard with the fewest objects: a room spreads at once.
+pub fn spread_engine() -> Engine {
+    two_shards(shardsfu_engine::placement::PlacementPolicy { spread_transports: 0, ..Default::default() })
+}
+
 pub fn worker(engine: &Engine) -> Worker {
     block_on(engine.create_worker(WorkerSettings::default())).expect("worker")
 }

@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shardsfu_tests::shardsfu_engine::placement::PlacementPolicy;
 use shardsfu_tests::shardsfu_engine::{
     block_on, DataConsumer, DataConsumerOptions, DataProducer, DataProducerOptions, DataSendOptions, DirectTransport,
-    DirectTransportOptions, Engine, EngineOptions, ErrorKind, PipeDataToRouterOptions, Router, PPID_BINARY,
-    PPID_BINARY_EMPTY, PPID_STRING, PPID_STRING_EMPTY,
+    DirectTransportOptions, Engine, ErrorKind, PipeDataToRouterOptions, Router, PPID_BINARY, PPID_BINARY_EMPTY,
+    PPID_STRING, PPID_STRING_EMPTY,
 };
 use shardsfu_tests::*;
 
@@ -233,22 +232,6 @@ fn invalid_calls_are_rejected_with_their_types_and_change_nothing() {
     assert!(wait_len(&got, 1));
     assert_eq!(got.lock().unwrap()[0].0, vec![7u8; 1000]);
     engine.close();
-}
-
-/// Two shards, every new transport on the shard with the fewest objects.
-fn spread_engine() -> Engine {
-    Engine::start(EngineOptions {
-        shards: 2,
-        pin: false,
-        placement: PlacementPolicy {
-            spread_transports: 0,
-            busy_weight: 0.0,
-            busy_watermark: f32::INFINITY,
-            ..PlacementPolicy::default()
-        },
-        ..EngineOptions::default()
-    })
-    .expect("engine starts")
 }
 
 #[test]

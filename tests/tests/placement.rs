@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use shardsfu_tests::shardsfu_engine::placement::PlacementPolicy;
-use shardsfu_tests::shardsfu_engine::{block_on, Engine, EngineOptions, PlainTransportOptions, TransportListenInfo};
+use shardsfu_tests::shardsfu_engine::{block_on, Engine, PlainTransportOptions, TransportListenInfo};
 use shardsfu_tests::*;
 
 const WATERMARK: u32 = 3;
@@ -13,19 +13,11 @@ const WATERMARK: u32 = 3;
 /// Rooms stay whole (no spreading by size), busy time is left out (machine noise); only the
 /// consumer watermark moves transports.
 fn watermark_engine() -> Engine {
-    Engine::start(EngineOptions {
-        shards: 2,
-        pin: false,
-        placement: PlacementPolicy {
-            consumers_watermark: WATERMARK,
-            spread_transports: 1_000,
-            busy_weight: 0.0,
-            busy_watermark: f32::INFINITY,
-            ..PlacementPolicy::default()
-        },
-        ..EngineOptions::default()
+    two_shards(PlacementPolicy {
+        consumers_watermark: WATERMARK,
+        spread_transports: 1_000,
+        ..PlacementPolicy::default()
     })
-    .expect("engine starts")
 }
 
 #[test]

@@ -5,27 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shardsfu_tests::shardsfu_engine::placement::PlacementPolicy;
 use shardsfu_tests::shardsfu_engine::rtp::rtcp;
-use shardsfu_tests::shardsfu_engine::{block_on, Engine, EngineOptions};
+use shardsfu_tests::shardsfu_engine::{block_on, Engine};
 use shardsfu_tests::*;
-
-/// Two shards, every new transport on the shard with the fewest objects (a room spreads at once;
-/// measured busy time is left out so the test does not depend on the machine's noise).
-fn spread_engine() -> Engine {
-    Engine::start(EngineOptions {
-        shards: 2,
-        pin: false,
-        placement: PlacementPolicy {
-            spread_transports: 0,
-            busy_weight: 0.0,
-            busy_watermark: f32::INFINITY, // busy noise must not decide this test
-            ..PlacementPolicy::default()
-        },
-        ..EngineOptions::default()
-    })
-    .expect("engine starts")
-}
 
 fn records_to_shards(engine: &Engine) -> u64 {
     let dump = block_on(engine.dump()).unwrap();

@@ -199,21 +199,7 @@ fn invalid_options_are_typed_errors() {
 
 #[test]
 fn a_room_of_webrtc_transports_over_two_shards() {
-    use shardsfu_engine::placement::PlacementPolicy;
-    use shardsfu_engine::{Engine, EngineOptions};
-    // Every new transport goes to the shard with the fewest objects: the room spreads at once.
-    let engine = Engine::start(EngineOptions {
-        shards: 2,
-        pin: false,
-        placement: PlacementPolicy {
-            spread_transports: 0,
-            busy_weight: 0.0,
-            busy_watermark: f32::INFINITY,
-            ..PlacementPolicy::default()
-        },
-        ..EngineOptions::default()
-    })
-    .unwrap();
+    let engine = spread_engine();
     let worker = worker(&engine);
     let router = router(&worker);
     let publisher = transport(&router, WebRtcTransportOptions::new(vec![listen(Protocol::Udp)]));
