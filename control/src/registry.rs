@@ -328,16 +328,7 @@ impl Registry {
             s.notify("producer.score", json!({ "producerId": pid, "routerId": rid, "score": score }))
         });
         let (weak, pid, rid) = (Arc::downgrade(self), id.clone(), router_id.to_owned());
-        p.on_close(move || {
-            forget(&weak, |o| {
-                if let Some(all) = o.producers.get_mut(&pid) {
-                    all.retain(|e| e.router_id != rid);
-                    if all.is_empty() {
-                        o.producers.remove(&pid);
-                    }
-                }
-            })
-        });
+        p.on_close(move || forget(&weak, |o| forget_in_router(&mut o.producers, &pid, &rid, |e| &e.router_id)));
         let entry = ProducerEntry { producer: p.clone(), router_id: router_id.to_owned() };
         let mut objects = self.lock();
         if !p.closed() {
@@ -398,16 +389,7 @@ impl Registry {
             }
         });
         let (weak, did, rid) = (Arc::downgrade(self), id.clone(), router_id.to_owned());
-        d.on_close(move || {
-            forget(&weak, |o| {
-                if let Some(all) = o.data_producers.get_mut(&did) {
-                    all.retain(|e| e.router_id != rid);
-                    if all.is_empty() {
-                        o.data_producers.remove(&did);
-                    }
-                }
-            })
-        });
+        d.on_close(move || forget(&weak, |o| forget_in_router(&mut o.data_producers, &did, &rid, |e| &e.router_id)));
         let entry = DataProducerEntry { data_producer: d.clone(), router_id: router_id.to_owned() };
         let mut objects = self.lock();
         if !d.closed() {
@@ -484,6 +466,22 @@ fn data_message_params(data_consumer_id: &str, payload: &[u8], ppid: u32) -> Val
 }
 
 /// Forget a closed object, if the registry still exists.
+/// Forget the entry of `id` in router `router_id` (ids are shared between routers by
+/// pipeToRouter's keepId), and the id once no router has it.
+fn forget_in_router<T>(
+    map: &mut HashMap<String, Vec<T>>,
+    id: &str,
+    router_id: &str,
+    router_of: impl Fn(&T) -> &String,
+) {
+    if let Some(all) = map.get_mut(id) {
+        all.retain(|e| router_of(e) != router_id);
+        if all.is_empty() {
+            map.remove(id);
+        }
+    }
+}
+
 fn forget(weak: &Weak<Registry>, f: impl FnOnce(&mut Objects)) {
     if let Some(reg) = weak.upgrade() {
         f(&mut reg.lock());

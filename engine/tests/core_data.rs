@@ -13,8 +13,8 @@ use shardsfu_engine::core::{CloseReason, DataMessage, Event, ObjectId, ShardComm
 const A: usize = 0;
 const B: usize = 1;
 
-fn message(bytes: &[u8]) -> DataMessage {
-    DataMessage { ppid: 53, payload: Arc::from(bytes), subchannels: Vec::new(), required_subchannel: None }
+fn message(bytes: &[u8]) -> Arc<DataMessage> {
+    Arc::new(DataMessage { ppid: 53, payload: Arc::from(bytes), subchannels: Vec::new(), required_subchannel: None })
 }
 
 fn direct(mesh: &mut Mesh, shard: usize) -> ObjectId {

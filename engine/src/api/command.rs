@@ -212,7 +212,7 @@ pub(crate) enum Command {
     /// A message into a data producer on a DirectTransport.
     DataSend {
         data_producer: ObjectId,
-        message: Box<DataMessage>,
+        message: std::sync::Arc<DataMessage>,
     },
     /// Spanning routers / pipeToRouter: a data mirror of `data_producer` (on `origin`) here.
     CreateDataMirror {
@@ -630,7 +630,7 @@ impl ShardAdapter {
                 shard.set_data_consumer_subchannels(id, subchannels).map(|_| Response::Unit)
             }
             Command::DataSend { data_producer, message } => {
-                shard.data_send(data_producer, *message).map(|_| Response::Unit)
+                shard.data_send(data_producer, message).map(|_| Response::Unit)
             }
             Command::CreateDataMirror { router, data_producer, origin, mirror_of, paused } => {
                 shard.create_data_mirror(now, router, data_producer, origin, mirror_of, paused).map(|_| Response::Unit)

@@ -19,7 +19,9 @@ use super::engine::EngineInner;
 use super::producer::now_ms;
 use super::router::Router;
 use super::transport::{Transport, TransportVariant};
-use crate::core::{DataConsumerSnapshot, DataMessage, DataProducerSnapshot, MirrorOf, ObjectId, Snapshot};
+use crate::core::{
+    canonical_subchannels, DataConsumerSnapshot, DataMessage, DataProducerSnapshot, MirrorOf, ObjectId, Snapshot,
+};
 use crate::error::{Error, Result};
 
 /// SCTP payload protocol id of a text message.
@@ -168,16 +170,6 @@ fn no_sctp(what: &str) -> Error {
     Error::unsupported(format!(
         "{what} on this transport needs SCTP, which is not supported yet: use a DirectTransport"
     ))
-}
-
-fn subchannels_checked(subchannels: Vec<u16>) -> Result<Vec<u16>> {
-    if subchannels.len() > crate::core::MAX_SUBCHANNELS {
-        return Err(Error::type_error(format!("at most {} subchannels", crate::core::MAX_SUBCHANNELS)));
-    }
-    let mut s = subchannels;
-    s.sort_unstable();
-    s.dedup();
-    Ok(s)
 }
 
 struct DataProducerRegistration {
@@ -337,7 +329,7 @@ impl DataProducer {
                 message.len()
             )));
         }
-        let subchannels = subchannels_checked(options.subchannels)?;
+        let subchannels = canonical_subchannels(options.subchannels)?;
         // mediasoup sends an empty message as one zero byte with the "empty" ppid.
         let (ppid, payload): (u32, Arc<[u8]>) = match (message.is_empty(), text) {
             (true, true) => (options.ppid.unwrap_or(PPID_STRING_EMPTY), Arc::from(&[0u8][..])),
@@ -348,7 +340,7 @@ impl DataProducer {
         let message = DataMessage { ppid, payload, subchannels, required_subchannel: options.required_subchannel };
         self.inner.engine.send_data(
             self.inner.shard,
-            Command::DataSend { data_producer: self.inner.oid, message: Box::new(message) },
+            Command::DataSend { data_producer: self.inner.oid, message: Arc::new(message) },
         )
     }
 
@@ -473,7 +465,7 @@ impl DataConsumer {
         if !matches!(transport.inner.variant, TransportVariant::Direct { .. }) {
             return Err(no_sctp("transport.consumeData()"));
         }
-        let subchannels = subchannels_checked(options.subchannels.unwrap_or_default())?;
+        let subchannels = canonical_subchannels(options.subchannels.unwrap_or_default())?;
         let shard = transport.inner.shard;
         if producer.shard != shard {
             ensure_data_mirror(&engine, &producer, router, shard).await?;
@@ -600,7 +592,7 @@ impl DataConsumer {
     /// mediasoup's `dataConsumer.setSubchannels(subchannels)`.
     pub async fn set_subchannels(&self, subchannels: Vec<u16>) -> Result<()> {
         self.check_open()?;
-        let subchannels = subchannels_checked(subchannels)?;
+        let subchannels = canonical_subchannels(subchannels)?;
         let cmd = Command::SetDataConsumerSubchannels { id: self.inner.oid, subchannels: subchannels.clone() };
         self.inner.engine.request(self.inner.shard, cmd).await?;
         *self.inner.subchannels.lock().expect("subchannels lock") = subchannels;
@@ -753,12 +745,8 @@ impl Router {
     /// of the data producer in this router and a pipe data producer in `router`, linked both ways
     /// like media pipes (see `pipe.rs`): messages cross once, over the inter-shard path.
     pub async fn pipe_data_to_router(&self, options: PipeDataToRouterOptions) -> Result<PipeDataToRouterResult> {
-        self.check_open()?;
         let target = &options.router;
-        target.check_open()?;
-        if Arc::ptr_eq(&self.inner, &target.inner) {
-            return Err(Error::type_error("cannot use this Router as destination"));
-        }
+        self.check_pipe_target(target)?;
         let engine = self.inner.engine.clone();
         let source = engine
             .data_producers

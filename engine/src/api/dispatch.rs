@@ -226,6 +226,14 @@ pub(crate) fn run(rx: mpsc::Receiver<Dispatch>, registry: Arc<Registry>, every: 
     }
 }
 
+/// A consumer's (or data consumer's) source paused or resumed: record it, then tell its handlers.
+fn source_paused(registry: &Registry, consumer: ObjectId, paused: bool, event: &str) {
+    if let Some(obj) = registry.get(consumer) {
+        obj.producer_paused.store(paused, Ordering::Release);
+        obj.emit(event, &EventArg::None);
+    }
+}
+
 fn deliver(registry: &Registry, ev: Event) {
     match ev {
         Event::Closed { object, reason } => {
@@ -239,18 +247,8 @@ fn deliver(registry: &Registry, ev: Event) {
                 obj.set_paused(paused);
             }
         }
-        Event::ProducerPaused { consumer } => {
-            if let Some(obj) = registry.get(consumer) {
-                obj.producer_paused.store(true, Ordering::Release);
-                obj.emit("producerpause", &EventArg::None);
-            }
-        }
-        Event::ProducerResumed { consumer } => {
-            if let Some(obj) = registry.get(consumer) {
-                obj.producer_paused.store(false, Ordering::Release);
-                obj.emit("producerresume", &EventArg::None);
-            }
-        }
+        Event::ProducerPaused { consumer } => source_paused(registry, consumer, true, "producerpause"),
+        Event::ProducerResumed { consumer } => source_paused(registry, consumer, false, "producerresume"),
         Event::ProducerScore { producer, scores } => {
             if let Some(obj) = registry.get(producer) {
                 obj.producer_score.lock().expect("score lock").clone_from(&scores);
@@ -291,16 +289,10 @@ fn deliver(registry: &Registry, ev: Event) {
             }
         }
         Event::DataProducerPaused { data_consumer } => {
-            if let Some(obj) = registry.get(data_consumer) {
-                obj.producer_paused.store(true, Ordering::Release);
-                obj.emit("dataproducerpause", &EventArg::None);
-            }
+            source_paused(registry, data_consumer, true, "dataproducerpause")
         }
         Event::DataProducerResumed { data_consumer } => {
-            if let Some(obj) = registry.get(data_consumer) {
-                obj.producer_paused.store(false, Ordering::Release);
-                obj.emit("dataproducerresume", &EventArg::None);
-            }
+            source_paused(registry, data_consumer, false, "dataproducerresume")
         }
         Event::IceStateChange { transport, state } => {
             if let Some(obj) = registry.get(transport) {

@@ -57,14 +57,20 @@ pub struct PipeToRouterResult {
 }
 
 impl Router {
-    /// mediasoup's `router.pipeToRouter({ producerId, router, keepId, enableRtx, enableSrtp })`.
-    pub async fn pipe_to_router(&self, options: PipeToRouterOptions) -> Result<PipeToRouterResult> {
-        self.inner.shared.check_open("Router")?;
-        let target = &options.router;
-        target.inner.shared.check_open("Router")?;
+    /// Both routers open and distinct: what every pipe needs of its two ends.
+    pub(crate) fn check_pipe_target(&self, target: &Router) -> Result<()> {
+        self.check_open()?;
+        target.check_open()?;
         if Arc::ptr_eq(&self.inner, &target.inner) {
             return Err(Error::type_error("cannot use this Router as destination"));
         }
+        Ok(())
+    }
+
+    /// mediasoup's `router.pipeToRouter({ producerId, router, keepId, enableRtx, enableSrtp })`.
+    pub async fn pipe_to_router(&self, options: PipeToRouterOptions) -> Result<PipeToRouterResult> {
+        let target = &options.router;
+        self.check_pipe_target(target)?;
         let engine = self.inner.engine.clone();
         let source = engine
             .producers

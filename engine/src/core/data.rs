@@ -111,17 +111,15 @@ pub struct DataConsumerSnapshot {
     pub bytes: u64,
 }
 
-fn check_subchannels(subchannels: &[u16]) -> Result<()> {
+/// A data consumer's subchannels as kept: sorted, without duplicates, at most
+/// `MAX_SUBCHANNELS`.
+pub fn canonical_subchannels(mut subchannels: Vec<u16>) -> Result<Vec<u16>> {
     if subchannels.len() > MAX_SUBCHANNELS {
         return Err(Error::type_error(format!("at most {MAX_SUBCHANNELS} subchannels")));
     }
-    Ok(())
-}
-
-fn dedup(mut subchannels: Vec<u16>) -> Vec<u16> {
     subchannels.sort_unstable();
     subchannels.dedup();
-    subchannels
+    Ok(subchannels)
 }
 
 impl Shard {
@@ -173,41 +171,47 @@ impl Shard {
         paused: bool,
         subchannels: Vec<u16>,
     ) -> Result<()> {
-        super::control::ensure_new(self, id)?;
-        check_subchannels(&subchannels)?;
         let tkey = self
             .key(transport, ObjectKind::Transport)
             .ok_or_else(|| Error::invalid_state(format!("transport {transport} not found or closed")))?;
-        let t = self.transports.get(tkey).expect("key from ids");
-        let target = match t.kind {
-            TransportKind::Direct => DataTarget::Direct,
-            TransportKind::PipeOut => DataTarget::Direct, // replaced by the caller (pipe data consumer)
-            _ => {
-                return Err(Error::unsupported(
-                    "data consumers need SCTP on this transport, which is not supported yet",
-                ))
-            }
-        };
+        if !matches!(self.transports.get(tkey).expect("key from ids").kind, TransportKind::Direct) {
+            return Err(Error::unsupported("data consumers need SCTP on this transport, which is not supported yet"));
+        }
+        self.insert_data_consumer(tkey, id, data_producer, paused, subchannels, DataTarget::Direct)
+    }
+
+    /// A data consumer of `data_producer` on transport `tkey`, sending to `target`.
+    fn insert_data_consumer(
+        &mut self,
+        tkey: u32,
+        id: ObjectId,
+        data_producer: ObjectId,
+        paused: bool,
+        subchannels: Vec<u16>,
+        target: DataTarget,
+    ) -> Result<()> {
+        super::control::ensure_new(self, id)?;
+        let subchannels = canonical_subchannels(subchannels)?;
         let pkey = self.data_producer_key(data_producer)?;
+        let router = self.transports.get(tkey).expect("live transport").router;
         let p = self.data_producers.get(pkey).expect("key from ids");
-        if p.router != t.router {
+        if p.router != router {
             return Err(Error::type_error("the data producer is in another router"));
         }
-        let (router, producer_paused) = (t.router, p.paused);
         let key = self.data_consumers.insert(DataConsumerState {
             id,
             transport: tkey,
             router,
             data_producer: pkey,
             paused,
-            data_producer_paused: producer_paused,
-            subchannels: dedup(subchannels),
+            data_producer_paused: p.paused,
+            subchannels,
             target,
             messages: 0,
             bytes: 0,
         });
         self.ids.insert(id, (ObjectKind::DataConsumer, key));
-        self.transports.get_mut(tkey).expect("key from ids").data_consumers.push(key);
+        self.transports.get_mut(tkey).expect("live transport").data_consumers.push(key);
         self.routers.get_mut(router).expect("live router").data_fanout.entry(pkey).or_default().push(key);
         Ok(())
     }
@@ -268,24 +272,24 @@ impl Shard {
         mirror: ObjectId,
     ) -> Result<()> {
         let pipe = self.ensure_pipe_out(now, router)?;
-        self.consume_data(pipe, id, data_producer, false, Vec::new())?;
+        let tkey = self.key(pipe, ObjectKind::Transport).expect("just ensured");
+        self.insert_data_consumer(tkey, id, data_producer, false, Vec::new(), DataTarget::Shard { shard, mirror })?;
         let ckey = self.key(id, ObjectKind::DataConsumer).expect("just consumed");
-        let c = self.data_consumers.get_mut(ckey).expect("live");
-        c.target = DataTarget::Shard { shard, mirror };
-        let paused = !c.active();
+        let paused = !self.data_consumers.get(ckey).expect("live").active();
         self.shard_out.push_back((shard, ShardCommand::MirrorPaused { mirror, paused }));
         Ok(())
     }
 
     /// A message from the application into a data producer on a DirectTransport.
-    pub fn data_send(&mut self, data_producer: ObjectId, message: DataMessage) -> Result<()> {
+    pub fn data_send(&mut self, data_producer: ObjectId, message: Arc<DataMessage>) -> Result<()> {
         let pkey = self.data_producer_key(data_producer)?;
         self.deliver_data(pkey, &message);
         Ok(())
     }
 
-    /// One message of data producer `pkey` to its consumers here and its mirrors elsewhere.
-    fn deliver_data(&mut self, pkey: u32, message: &DataMessage) {
+    /// One message of data producer `pkey` to its consumers here and its mirrors elsewhere (each
+    /// crossing shares the message: no copy, no allocation).
+    fn deliver_data(&mut self, pkey: u32, message: &Arc<DataMessage>) {
         let Some(p) = self.data_producers.get_mut(pkey) else { return };
         if p.paused {
             return;
@@ -293,7 +297,7 @@ impl Shard {
         p.messages += 1;
         p.bytes += message.payload.len() as u64;
         for &(shard, mirror) in &p.subscribers {
-            self.shard_out.push_back((shard, ShardCommand::DataMessage { mirror, message: Box::new(message.clone()) }));
+            self.shard_out.push_back((shard, ShardCommand::DataMessage { mirror, message: message.clone() }));
             self.data_to_shards += 1;
         }
         let router = p.router;
@@ -312,8 +316,7 @@ impl Shard {
                     payload: message.payload.clone(),
                 }),
                 DataTarget::Shard { shard, mirror } => {
-                    self.shard_out
-                        .push_back((shard, ShardCommand::DataMessage { mirror, message: Box::new(message.clone()) }));
+                    self.shard_out.push_back((shard, ShardCommand::DataMessage { mirror, message: message.clone() }));
                     self.data_to_shards += 1;
                 }
             }
@@ -321,7 +324,7 @@ impl Shard {
     }
 
     /// A message from another shard for data mirror `mirror`.
-    pub(super) fn handle_data_record(&mut self, mirror: ObjectId, message: &DataMessage) {
+    pub(super) fn handle_data_record(&mut self, mirror: ObjectId, message: &Arc<DataMessage>) {
         match self.key(mirror, ObjectKind::DataProducer) {
             Some(pkey) => self.deliver_data(pkey, message),
             None => self.drops.count(super::DropReason::ProducerNotFound),
@@ -398,9 +401,9 @@ impl Shard {
 
     /// mediasoup's `dataConsumer.setSubchannels()`.
     pub fn set_data_consumer_subchannels(&mut self, id: ObjectId, subchannels: Vec<u16>) -> Result<()> {
-        check_subchannels(&subchannels)?;
+        let subchannels = canonical_subchannels(subchannels)?;
         let ckey = self.data_consumer_key(id)?;
-        self.data_consumers.get_mut(ckey).expect("key from ids").subchannels = dedup(subchannels);
+        self.data_consumers.get_mut(ckey).expect("key from ids").subchannels = subchannels;
         Ok(())
     }
 

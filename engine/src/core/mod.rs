@@ -34,7 +34,7 @@ use shardsfu_net::SocketId;
 
 pub use control::{ConsumerSpec, PlainSpec, ProducerSpec};
 pub use counters::{DropCounters, DropReason};
-pub use data::{DataConsumerSnapshot, DataMessage, DataProducerSnapshot, MAX_SUBCHANNELS};
+pub use data::{canonical_subchannels, DataConsumerSnapshot, DataMessage, DataProducerSnapshot, MAX_SUBCHANNELS};
 pub use dump::{
     ConsumerSnapshot, ProducerSnapshot, RouterSnapshot, ShardSnapshot, Snapshot, StreamSnapshot, TransportSnapshot,
     WebRtcSnapshot,

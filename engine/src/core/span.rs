@@ -45,7 +45,7 @@ pub enum ShardCommand {
     Unsubscribe { producer: ObjectId, mirror: ObjectId },
     /// A data message for data mirror `mirror` (a spanning data producer, or the pipe data
     /// producer of a pipeToRouter link): once per (data producer, shard).
-    DataMessage { mirror: ObjectId, message: Box<super::DataMessage> },
+    DataMessage { mirror: ObjectId, message: std::sync::Arc<super::DataMessage> },
 }
 
 impl ShardCommand {
