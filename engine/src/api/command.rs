@@ -15,8 +15,8 @@ use crate::rtp_parameters::RtpParameters;
 use std::collections::VecDeque;
 
 use crate::core::{
-    CloseReason, ConsumerSpec, DataMessage, IceSocketSpec, MirrorOf, NtpClock, ObjectId, PlainSpec, ProducerSpec,
-    Shard, ShardCommand, ShardSnapshot, Sink, Snapshot, WebRtcSpec, SCRATCH_BYTES,
+    CloseReason, ConsumerSpec, DataMessage, IceSocketSpec, MirrorOf, NtpClock, ObjectId, ObserverSpec, PlainSpec,
+    ProducerSpec, Shard, ShardCommand, ShardSnapshot, Sink, Snapshot, WebRtcSpec, SCRATCH_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::webrtc::cert::{DtlsFingerprint, DtlsRole};
@@ -236,6 +236,28 @@ pub(crate) enum Command {
         data_producer: ObjectId,
         shard: usize,
         mirror: ObjectId,
+    },
+    CreateObserver {
+        router: ObjectId,
+        id: ObjectId,
+        spec: ObserverSpec,
+    },
+    ObserverAddProducer {
+        id: ObjectId,
+        producer: ObjectId,
+    },
+    ObserverRemoveProducer {
+        id: ObjectId,
+        producer: ObjectId,
+    },
+    PauseObserver {
+        id: ObjectId,
+    },
+    ResumeObserver {
+        id: ObjectId,
+    },
+    CloseObserver {
+        id: ObjectId,
     },
     /// From another shard (never from the API).
     Shard {
@@ -641,6 +663,18 @@ impl ShardAdapter {
             Command::AddDataSubscriber { data_producer, shard: to, mirror } => {
                 shard.add_data_subscriber(data_producer, to, mirror).map(|_| Response::Unit)
             }
+            Command::CreateObserver { router, id, spec } => {
+                shard.create_observer(now, router, id, spec).map(|_| Response::Unit)
+            }
+            Command::ObserverAddProducer { id, producer } => {
+                shard.observer_add_producer(id, producer).map(|_| Response::Unit)
+            }
+            Command::ObserverRemoveProducer { id, producer } => {
+                shard.observer_remove_producer(id, producer).map(|_| Response::Unit)
+            }
+            Command::PauseObserver { id } => shard.pause_observer(id).map(|_| Response::Unit),
+            Command::ResumeObserver { id } => shard.resume_observer(now, id).map(|_| Response::Unit),
+            Command::CloseObserver { id } => shard.close_observer(id).map(|_| Response::Unit),
             Command::Shard { from, cmd } => {
                 shard.handle_shard_command(now, from, cmd);
                 Ok(Response::Unit)

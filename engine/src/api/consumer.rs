@@ -88,7 +88,7 @@ pub struct Consumer {
 /// runs them (two short control round trips) and no cache can go stale: a mirror left without
 /// consumers is torn down by its shard after `core::MIRROR_IDLE`, and the next consume recreates it.
 /// The mirror's creation (or refresh) is queued on `shard` ahead of the consume itself.
-async fn ensure_mirror(
+pub(crate) async fn ensure_mirror(
     engine: &Arc<EngineInner>,
     producer: &ProducerEntry,
     router: ObjectId,

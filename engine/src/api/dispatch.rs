@@ -34,6 +34,9 @@ pub enum EventArg<'e> {
         payload: &'e [u8],
     },
     ConsumerScore(&'e ConsumerScore),
+    /// A producer id (observers' `addproducer`, `removeproducer`, `dominantspeaker`).
+    Text(&'e str),
+    Volumes(&'e [super::AudioLevelObserverVolume]),
 }
 
 /// A WebRtcTransport's ICE and DTLS state as its events last told it.
@@ -293,6 +296,29 @@ fn deliver(registry: &Registry, ev: Event) {
         }
         Event::DataProducerResumed { data_consumer } => {
             source_paused(registry, data_consumer, false, "dataproducerresume")
+        }
+        Event::AudioVolumes { observer, volumes } => {
+            if let Some(obj) = registry.get(observer) {
+                let volumes: Vec<_> = volumes
+                    .into_iter()
+                    .filter_map(|(p, volume)| {
+                        Some(super::AudioLevelObserverVolume { producer_id: registry.uuid(p)?, volume })
+                    })
+                    .collect();
+                if !volumes.is_empty() {
+                    obj.emit("volumes", &EventArg::Volumes(&volumes));
+                }
+            }
+        }
+        Event::AudioSilence { observer } => {
+            if let Some(obj) = registry.get(observer) {
+                obj.emit("silence", &EventArg::None);
+            }
+        }
+        Event::DominantSpeaker { observer, producer } => {
+            if let (Some(obj), Some(id)) = (registry.get(observer), registry.uuid(producer)) {
+                obj.emit("dominantspeaker", &EventArg::Text(&id));
+            }
         }
         Event::IceStateChange { transport, state } => {
             if let Some(obj) = registry.get(transport) {

@@ -11,6 +11,7 @@ mod consumer;
 mod data;
 mod dispatch;
 mod engine;
+mod observer;
 mod oneshot;
 mod pipe;
 mod producer;
@@ -27,6 +28,10 @@ pub use data::{
 };
 pub use dispatch::HandlerId;
 pub use engine::{create_worker, Engine, EngineOptions, Worker, WorkerSettings};
+pub use observer::{
+    ActiveSpeakerObserver, ActiveSpeakerObserverOptions, AudioLevelObserver, AudioLevelObserverOptions,
+    AudioLevelObserverVolume, RtpObserver, RtpObserverType,
+};
 pub use pipe::{PipeToRouterOptions, PipeToRouterResult};
 pub use producer::{Producer, ProducerOptions, ProducerType};
 pub use router::{Router, RouterOptions};

@@ -186,6 +186,22 @@ impl Router {
         Ok(DirectTransport { transport: t })
     }
 
+    /// mediasoup's `router.createAudioLevelObserver(options)`.
+    pub async fn create_audio_level_observer(
+        &self,
+        options: super::AudioLevelObserverOptions,
+    ) -> Result<super::AudioLevelObserver> {
+        super::AudioLevelObserver::create(self, options).await
+    }
+
+    /// mediasoup's `router.createActiveSpeakerObserver(options)`.
+    pub async fn create_active_speaker_observer(
+        &self,
+        options: super::ActiveSpeakerObserverOptions,
+    ) -> Result<super::ActiveSpeakerObserver> {
+        super::ActiveSpeakerObserver::create(self, options).await
+    }
+
     /// mediasoup's `router.canConsume({ producerId, rtpCapabilities })`.
     pub fn can_consume(&self, producer_id: &str, rtp_capabilities: &RtpCapabilities) -> bool {
         let producers = self.inner.engine.producers.lock().expect("producers lock");
@@ -206,12 +222,15 @@ impl Router {
         let mut transports = Vec::new();
         let mut fanout = Vec::new();
         let mut data_fanout = Vec::new();
+        let (mut observers, mut producer_observers) = (Vec::new(), Vec::new());
         for shard in self.shards() {
             let snap = self.inner.engine.request(shard, Command::Snapshot { id: self.inner.oid }).await?;
             let Response::Snapshot(Snapshot::Router(r)) = snap else {
                 return Err(Error::other("unexpected reply"));
             };
             transports.extend(r.transports);
+            observers.extend(r.observers);
+            producer_observers.extend(r.producer_observers);
             // Mirrors of producers (on other shards) appear under the producer's own id.
             for (list, part) in [(&mut fanout, r.fanout), (&mut data_fanout, r.data_fanout)] {
                 for (p, cs) in part {
@@ -229,14 +248,17 @@ impl Router {
             "shard": self.inner.shard,
             "shards": self.shards(),
             "transportIds": transports.iter().filter_map(&name).collect::<Vec<_>>(),
-            "rtpObserverIds": [],
+            "rtpObserverIds": observers.iter().filter_map(&name).collect::<Vec<_>>(),
             "mapProducerIdConsumerIds": fanout.iter().filter_map(|(p, cs)| Some(json!({
                 "key": name(p)?,
                 "values": cs.iter().filter_map(&name).collect::<Vec<_>>(),
             }))).collect::<Vec<_>>(),
             "mapConsumerIdProducerId": fanout.iter().flat_map(|(p, cs)| cs.iter().map(move |c| (c, p)))
                 .filter_map(|(c, p)| Some(json!({ "key": name(c)?, "value": name(p)? }))).collect::<Vec<_>>(),
-            "mapProducerIdObserverIds": [],
+            "mapProducerIdObserverIds": producer_observers.iter().filter_map(|(p, os)| Some(json!({
+                "key": name(p)?,
+                "values": os.iter().filter_map(&name).collect::<Vec<_>>(),
+            }))).collect::<Vec<_>>(),
             "mapDataProducerIdDataConsumerIds": data_fanout.iter().filter_map(|(p, cs)| Some(json!({
                 "key": name(p)?,
                 "values": cs.iter().filter_map(&name).collect::<Vec<_>>(),

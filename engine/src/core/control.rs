@@ -84,6 +84,7 @@ impl Shard {
             transports: Vec::new(),
             fanout: FastMap::default(),
             data_fanout: FastMap::default(),
+            observers: Vec::new(),
         });
         self.ids.insert(id, (ObjectKind::Router, key));
         Ok(())
@@ -327,6 +328,8 @@ impl Shard {
             subscribers: Vec::new(),
             mirror_of: None,
             idle_since: None,
+            observers: Vec::new(),
+            audio_level_ext: if spec.kind == MediaKind::Audio { ext_id(params, uri::AUDIO_LEVEL) } else { 0 },
             key_frames: KeyFrameRequests::new(
                 Duration::from_millis(u64::from(spec.key_frame_request_delay_ms)),
                 !has_feedback(params, "nack", Some("pli")) && has_feedback(params, "ccm", Some("fir")),
@@ -573,6 +576,9 @@ impl Shard {
         for t in transports {
             self.close_transport_key(t, Some(CloseReason::RouterClosed));
         }
+        for o in self.routers.get(rkey).expect("key").observers.clone() {
+            self.close_observer_key(o, Some(CloseReason::RouterClosed));
+        }
         self.routers.remove(rkey);
         self.ids.remove(&id);
         if let Some(reason) = reason {
@@ -651,6 +657,7 @@ impl Shard {
     }
 
     pub(super) fn close_producer_key(&mut self, pkey: u32, reason: Option<CloseReason>) {
+        self.unwatch_all(pkey);
         let p = self.producers.get(pkey).expect("producer key");
         let consumers = self.routers.get(p.router).and_then(|r| r.fanout.get(&pkey)).cloned().unwrap_or_default();
         for c in consumers {

@@ -14,6 +14,9 @@ pub struct RouterSnapshot {
     pub fanout: Vec<(ObjectId, Vec<ObjectId>)>,
     /// data producer -> data consumers.
     pub data_fanout: Vec<(ObjectId, Vec<ObjectId>)>,
+    /// RTP observers, and producer -> the observers watching it.
+    pub observers: Vec<ObjectId>,
+    pub producer_observers: Vec<(ObjectId, Vec<ObjectId>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +135,8 @@ impl Shard {
                     transports: r.transports.iter().filter_map(|&t| self.transports.get(t)).map(|t| t.id).collect(),
                     fanout: r.fanout.iter().map(|(&p, cs)| (pid(p), cs.iter().map(|&c| cid(c)).collect())).collect(),
                     data_fanout: self.data_fanout_ids(key),
+                    observers: self.observer_ids(key).0,
+                    producer_observers: self.observer_ids(key).1,
                 })
             }
             ObjectKind::Transport => {
@@ -219,6 +224,7 @@ impl Shard {
             }
             ObjectKind::DataProducer => Snapshot::DataProducer(self.data_producer_snapshot(key)),
             ObjectKind::DataConsumer => Snapshot::DataConsumer(self.data_consumer_snapshot(key)),
+            ObjectKind::RtpObserver => return Err(Error::invalid_state("an rtpObserver has no snapshot")),
         })
     }
 }

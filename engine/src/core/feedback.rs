@@ -289,6 +289,7 @@ impl Shard {
         self.send_key_frame_requests(now, out);
         self.reap_idle_mirrors(now);
         self.reap_idle_data_mirrors(now);
+        self.run_observers(now);
         self.webrtc_timeouts(now, out);
         for tkey in 0..self.transports.key_bound() {
             let due = self.transports.get(tkey).is_some_and(|t| t.next_rtcp <= now);

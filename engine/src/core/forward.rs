@@ -291,6 +291,16 @@ impl Shard {
         if key_frame {
             p.key_frames.received();
         }
+        if !p.observers.is_empty() && p.audio_level_ext != 0 {
+            // RFC 6464: V bit, then the level in -dBov (0 loudest, 127 silence).
+            if let Some(&[byte, ..]) = hdr.extension(data, p.audio_level_ext) {
+                for &okey in &p.observers {
+                    if let Some(o) = self.observers.get_mut(okey) {
+                        o.on_level(pkey, byte & 0x7f, now);
+                    }
+                }
+            }
+        }
         // Other shards of the router: once per (producer, shard), whatever their consumer count.
         for &(shard, mirror) in &p.subscribers {
             if out.to_shard(shard, &mirror.to_be_bytes(), data) {

@@ -19,6 +19,7 @@ pub mod fuzz;
 pub mod fuzz_webrtc;
 pub mod keyframe;
 mod objects;
+mod observer;
 mod scores;
 mod span;
 mod table;
@@ -40,6 +41,7 @@ pub use dump::{
     WebRtcSnapshot,
 };
 pub use objects::MirrorOf;
+pub use observer::ObserverSpec;
 pub use scores::{
     CarriedScores, ConsumerScore, ProducerStreamScore, INACTIVE_AUDIO, INACTIVE_VIDEO, MAX_CARRIED_SCORES,
 };
@@ -50,6 +52,7 @@ pub use webrtc::{stun_local_ufrag, IceSocketSpec, WebRtcSpec, MAX_WEBRTC_SOCKETS
 use crate::rtp::{ExtensionsBuilder, NtpTime};
 use data::{DataConsumerState, DataProducerState};
 use objects::{ConsumerState, ProducerState, RouterState, TransportState};
+use observer::ObserverState;
 
 /// Engine-wide object id (allocated by the API layer; UUID strings map to it at the edge).
 pub type ObjectId = u64;
@@ -170,6 +173,12 @@ pub enum Event {
     DirectRtcp { transport: ObjectId, packet: Vec<u8> },
     /// mediasoup's `dataConsumer.on('message')` (DirectTransport data consumers).
     DataMessage { data_consumer: ObjectId, ppid: u32, payload: std::sync::Arc<[u8]> },
+    /// mediasoup's `audioLevelObserver.on('volumes')`: (producer, average dBov), loudest first.
+    AudioVolumes { observer: ObjectId, volumes: Vec<(ObjectId, i8)> },
+    /// mediasoup's `audioLevelObserver.on('silence')`.
+    AudioSilence { observer: ObjectId },
+    /// mediasoup's `activeSpeakerObserver.on('dominantspeaker')`.
+    DominantSpeaker { observer: ObjectId, producer: ObjectId },
     /// mediasoup's `dataConsumer.on('dataproducerpause')`.
     DataProducerPaused { data_consumer: ObjectId },
     /// mediasoup's `dataConsumer.on('dataproducerresume')`.
@@ -199,6 +208,7 @@ pub enum ObjectKind {
     Consumer,
     DataProducer,
     DataConsumer,
+    RtpObserver,
 }
 
 /// Maps the shard's monotonic clock to NTP time for sender reports, fixed at construction.
@@ -228,6 +238,7 @@ pub struct Shard {
     consumers: Slab<ConsumerState>,
     data_producers: Slab<DataProducerState>,
     data_consumers: Slab<DataConsumerState>,
+    observers: Slab<ObserverState>,
     ids: FastMap<ObjectId, (ObjectKind, u32)>,
     sockets: FastMap<SocketId, webrtc::SocketRoute>,
     /// Tuples ICE validated: (socket, remote) -> WebRtcTransport.
@@ -271,6 +282,7 @@ impl Shard {
             consumers: Slab::default(),
             data_producers: Slab::default(),
             data_consumers: Slab::default(),
+            observers: Slab::default(),
             ids: FastMap::default(),
             sockets: FastMap::default(),
             ice_tuples: FastMap::default(),

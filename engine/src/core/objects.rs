@@ -26,6 +26,8 @@ pub struct RouterState {
     pub fanout: FastMap<u32, Vec<u32>>,
     /// data producer key -> data consumer keys.
     pub data_fanout: FastMap<u32, Vec<u32>>,
+    /// RTP observers (on the router's home shard).
+    pub observers: Vec<u32>,
 }
 
 /// Where a transport (or a consumer through it) sends.
@@ -274,6 +276,9 @@ pub struct ProducerState {
     pub mirror_of: Option<MirrorOf>,
     /// For a plain mirror without consumers: since when (torn down after `MIRROR_IDLE`).
     pub idle_since: Option<Instant>,
+    /// RTP observers watching it, and its `ssrc-audio-level` extension id (0: none).
+    pub observers: Vec<u32>,
+    pub audio_level_ext: u8,
     pub packets: u64,
     pub bytes: u64,
 }

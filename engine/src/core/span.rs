@@ -246,7 +246,7 @@ impl Shard {
         }
     }
 
-    /// Tear down plain mirrors that have had no consumers for `MIRROR_IDLE`, and tell their
+    /// Tear down plain mirrors that have had no consumers (nor observers) for `MIRROR_IDLE`, and tell their
     /// origin to stop sending records. The API recreates a mirror when a consumer needs it again.
     pub(super) fn reap_idle_mirrors(&mut self, now: Instant) {
         let mut i = 0;
@@ -257,7 +257,8 @@ impl Shard {
                 continue;
             };
             let consumers = self.routers.get(p.router).and_then(|r| r.fanout.get(&pkey)).map_or(0, Vec::len);
-            let (Some(MirrorOf::Producer(source)), true) = (p.mirror_of, consumers == 0) else {
+            let (Some(MirrorOf::Producer(source)), true) = (p.mirror_of, consumers == 0 && p.observers.is_empty())
+            else {
                 p.idle_since = None;
                 self.idle_mirrors.swap_remove(i);
                 continue;
