@@ -16,6 +16,8 @@ mod forward;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 #[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_observers;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz_webrtc;
 pub mod keyframe;
 mod objects;
