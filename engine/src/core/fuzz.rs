@@ -55,6 +55,25 @@ impl<'a> Sink<'a> for Out {
     }
 }
 
+/// Feed `drive` pseudo-random inputs (xorshift from `seed`): `per_len` of each length in `lens`.
+/// The fuzz bodies' smoke test under `cargo test`.
+#[cfg(test)]
+pub(super) fn pseudo_random_inputs(mut seed: u64, lens: &[usize], per_len: usize, drive: impl Fn(&[u8])) {
+    for &len in lens {
+        for _ in 0..per_len {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            drive(&data);
+        }
+    }
+}
+
 /// Reads the input front to back; runs dry as zeros (so every op is well defined).
 pub(super) struct Input<'d> {
     data: &'d [u8],

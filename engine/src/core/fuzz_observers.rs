@@ -223,20 +223,7 @@ fn run(data: &[u8]) -> Fuzz {
 mod tests {
     #[test]
     fn arbitrary_inputs_do_not_panic() {
-        let mut state = 0x0bad_cafe_1234_5678u64;
-        for len in [0usize, 1, 9, 64, 512, 4096] {
-            for _ in 0..30 {
-                let data: Vec<u8> = (0..len)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        state as u8
-                    })
-                    .collect();
-                super::drive(&data);
-            }
-        }
+        crate::core::fuzz::pseudo_random_inputs(0x0bad_cafe_1234_5678, &[0, 1, 9, 64, 512, 4096], 30, super::drive);
     }
 
     #[test]

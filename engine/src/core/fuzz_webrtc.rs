@@ -224,20 +224,7 @@ pub fn drive(data: &[u8]) {
 mod tests {
     #[test]
     fn arbitrary_inputs_do_not_panic() {
-        let mut state = 0x1234_5678_9abc_def0u64;
-        for len in [0usize, 1, 7, 64, 512, 2048] {
-            for _ in 0..20 {
-                let data: Vec<u8> = (0..len)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        state as u8
-                    })
-                    .collect();
-                super::drive(&data);
-            }
-        }
+        crate::core::fuzz::pseudo_random_inputs(0x1234_5678_9abc_def0, &[0, 1, 7, 64, 512, 2048], 20, super::drive);
     }
 
     #[test]
