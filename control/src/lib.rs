@@ -13,5 +13,5 @@ pub mod rpc;
 mod server;
 
 pub use config::{Cli, LogFormat, OrphanGrace, Settings};
-pub use methods::{UNSUPPORTED, UNSUPPORTED_CLASSES};
+pub use methods::UNSUPPORTED;
 pub use server::{Server, MAX_NOTIFICATIONS_QUEUED};

@@ -11,10 +11,11 @@ use serde_json::{json, Map, Value};
 use shardsfu_engine::ortc::supported_rtp_capabilities;
 use shardsfu_engine::rtp_parameters::RtpCapabilities;
 use shardsfu_engine::{
-    block_on, Consumer, ConsumerOptions, DataConsumer, DataConsumerOptions, DataProducer, DataProducerOptions,
-    DataSendOptions, DirectTransportOptions, PipeDataToRouterOptions, PipeToRouterOptions, PlainTransportConnect,
-    PlainTransportOptions, Producer, ProducerOptions, RouterOptions, WebRtcServerOptions, WebRtcTransport,
-    WebRtcTransportConnect, WebRtcTransportOptions, WorkerSettings,
+    block_on, ActiveSpeakerObserverOptions, AudioLevelObserverOptions, Consumer, ConsumerOptions, DataConsumer,
+    DataConsumerOptions, DataProducer, DataProducerOptions, DataSendOptions, DirectTransportOptions,
+    PipeDataToRouterOptions, PipeToRouterOptions, PlainTransportConnect, PlainTransportOptions, Producer,
+    ProducerOptions, RouterOptions, RtpObserver, WebRtcServerOptions, WebRtcTransport, WebRtcTransportConnect,
+    WebRtcTransportOptions, WorkerSettings,
 };
 
 use crate::registry::{as_client_call, AnyTransport, ConnId, Outbox, Sink, WorkerEntry, MAX_WORKERS_PER_CONNECTION};
@@ -53,6 +54,8 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
         "router.createWebRtcTransport" => router_create_webrtc_transport(ctx, p),
         "router.canConsume" => router_can_consume(ctx, p),
         "router.pipeToRouter" => router_pipe_to_router(ctx, p),
+        "router.createAudioLevelObserver" => router_create_audio_level_observer(ctx, p),
+        "router.createActiveSpeakerObserver" => router_create_active_speaker_observer(ctx, p),
         "router.dump" => Ok(block_on(reg(ctx).router(str_param(p, "routerId")?)?.handle.dump())?),
         "router.close" => {
             reg(ctx).router(str_param(p, "routerId")?)?.handle.close();
@@ -162,6 +165,23 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
             Ok(Value::Null)
         }
 
+        "rtpObserver.addProducer" => {
+            let observer = rtp_observer_of(ctx, p)?;
+            block_on(observer.add_producer(str_param(p, "producerId")?))?;
+            Ok(Value::Null)
+        }
+        "rtpObserver.removeProducer" => {
+            let observer = rtp_observer_of(ctx, p)?;
+            block_on(observer.remove_producer(str_param(p, "producerId")?))?;
+            Ok(Value::Null)
+        }
+        "rtpObserver.pause" => Ok(block_on(rtp_observer_of(ctx, p)?.pause()).map(|()| Value::Null)?),
+        "rtpObserver.resume" => Ok(block_on(rtp_observer_of(ctx, p)?.resume()).map(|()| Value::Null)?),
+        "rtpObserver.close" => {
+            rtp_observer_of(ctx, p)?.close();
+            Ok(Value::Null)
+        }
+
         _ => match unsupported(method) {
             Some(why) => Err(RpcError::unsupported(format!("{method}: {why}"))),
             None => Err(RpcError::new(METHOD_NOT_FOUND, format!("method not found: {method}"), None)),
@@ -170,7 +190,6 @@ pub fn call(ctx: &Ctx<'_>, method: &str, p: &Value) -> Result<Value, RpcError> {
 }
 
 const SCTP: &str = "SCTP is not available in this engine yet (data producers and consumers work on DirectTransports)";
-const OBSERVERS: &str = "RTP observers (active speaker, audio level) are not available in this engine yet";
 const TRACE: &str = "trace events are not available in this engine yet";
 
 /// mediasoup methods this server knows but cannot serve yet, and why.
@@ -180,8 +199,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
         "UDP PipeTransports are not available in this engine yet (router.pipeToRouter links routers of this \
          server without them)",
     ),
-    ("router.createActiveSpeakerObserver", OBSERVERS),
-    ("router.createAudioLevelObserver", OBSERVERS),
     ("transport.enableTraceEvent", TRACE),
     (
         "dataConsumer.send",
@@ -192,15 +209,8 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("consumer.enableTraceEvent", TRACE),
 ];
 
-/// Whole classes this server cannot serve yet: every method of theirs answers `UnsupportedError`.
-pub const UNSUPPORTED_CLASSES: &[(&str, &str)] = &[("rtpObserver", OBSERVERS)];
-
 fn unsupported(method: &str) -> Option<&'static str> {
-    if let Some((_, why)) = UNSUPPORTED.iter().find(|(m, _)| *m == method) {
-        return Some(why);
-    }
-    let class = method.split_once('.')?.0;
-    UNSUPPORTED_CLASSES.iter().find(|(c, _)| *c == class).map(|(_, why)| *why)
+    UNSUPPORTED.iter().find(|(m, _)| *m == method).map(|(_, why)| *why)
 }
 
 // ---- params ----
@@ -293,6 +303,10 @@ fn data_producer_of(ctx: &Ctx<'_>, p: &Value) -> Result<DataProducer, RpcError> 
 
 fn data_consumer_of(ctx: &Ctx<'_>, p: &Value) -> Result<DataConsumer, RpcError> {
     reg(ctx).data_consumer(str_param(p, "dataConsumerId")?)
+}
+
+fn rtp_observer_of(ctx: &Ctx<'_>, p: &Value) -> Result<RtpObserver, RpcError> {
+    Ok(reg(ctx).rtp_observer(str_param(p, "rtpObserverId")?)?.handle)
 }
 
 // ---- results ----
@@ -649,6 +663,32 @@ fn router_pipe_to_router(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
         "pipeConsumer": consumer_json(&pair.pipe_consumer, 1),
         "pipeProducer": producer_json(&pair.pipe_producer),
     }))
+}
+
+/// mediasoup's `router.createAudioLevelObserver(options)`: `maxEntries`, `threshold` (dBov),
+/// `interval` (ms, kept within 250..=5000), `appData`.
+fn router_create_audio_level_observer(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let router_id = str_param(p, "routerId")?;
+    let router = reg(ctx).router(router_id)?;
+    let options: AudioLevelObserverOptions = parse(p, "AudioLevelObserver options")?;
+    let observer = block_on(router.handle.create_audio_level_observer(options))?;
+    reg(ctx).add_audio_level_observer(&observer, router_id, &router.sink);
+    Ok(rtp_observer_json(&observer))
+}
+
+/// mediasoup's `router.createActiveSpeakerObserver(options)`: `interval` (ms, kept within
+/// 100..=5000), `appData`.
+fn router_create_active_speaker_observer(ctx: &Ctx<'_>, p: &Value) -> Result<Value, RpcError> {
+    let router_id = str_param(p, "routerId")?;
+    let router = reg(ctx).router(router_id)?;
+    let options: ActiveSpeakerObserverOptions = parse(p, "ActiveSpeakerObserver options")?;
+    let observer = block_on(router.handle.create_active_speaker_observer(options))?;
+    reg(ctx).add_active_speaker_observer(&observer, router_id, &router.sink);
+    Ok(rtp_observer_json(&observer))
+}
+
+fn rtp_observer_json(o: &RtpObserver) -> Value {
+    json!({ "id": o.id(), "type": o.r#type(), "paused": o.paused() })
 }
 
 // ---- transport ----

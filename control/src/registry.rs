@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use shardsfu_engine::{
-    Consumer, DataConsumer, DataProducer, DirectTransport, PlainTransport, Producer, Router, Transport, WebRtcServer,
-    WebRtcTransport, Worker, PPID_STRING, PPID_STRING_EMPTY,
+    ActiveSpeakerObserver, AudioLevelObserver, Consumer, DataConsumer, DataProducer, DirectTransport, PlainTransport,
+    Producer, Router, RtpObserver, Transport, WebRtcServer, WebRtcTransport, Worker, PPID_STRING, PPID_STRING_EMPTY,
 };
 
 use crate::rpc::{notification_json, RpcError};
@@ -166,6 +166,8 @@ pub struct Objects {
     /// By id, several per id as for producers (`pipeToRouter` with `dataProducerId` and `keepId`).
     pub data_producers: HashMap<String, Vec<DataProducerEntry>>,
     pub data_consumers: HashMap<String, DataConsumer>,
+    /// AudioLevelObservers and ActiveSpeakerObservers, by id; `parent_id` is the router's.
+    pub rtp_observers: HashMap<String, Owned<RtpObserver>>,
 }
 
 /// The registry: shared by connections, the reaper and the engine's event handlers (weakly).
@@ -227,6 +229,10 @@ impl Registry {
 
     pub fn data_consumer(&self, id: &str) -> Result<DataConsumer, RpcError> {
         self.lock().data_consumers.get(id).cloned().ok_or_else(|| not_found("DataConsumer", id))
+    }
+
+    pub fn rtp_observer(&self, id: &str) -> Result<Owned<RtpObserver>, RpcError> {
+        self.lock().rtp_observers.get(id).cloned().ok_or_else(|| not_found("RtpObserver", id))
     }
 
     pub fn consumer(&self, id: &str) -> Result<ConsumerEntry, RpcError> {
@@ -426,6 +432,42 @@ impl Registry {
         let mut objects = self.lock();
         if !d.closed() {
             objects.data_consumers.insert(id, d.clone());
+        }
+    }
+
+    /// Record a new AudioLevelObserver and forward its events: `volumes` is a media notification
+    /// (dropped when the connection's queue is full: the next interval tells again), `silence`
+    /// a lifecycle one.
+    pub fn add_audio_level_observer(self: &Arc<Self>, o: &AudioLevelObserver, router_id: &str, sink: &Arc<Sink>) {
+        let (s, oid) = (sink.clone(), o.id().to_owned());
+        o.on_volumes(move |volumes| {
+            s.notify_media("rtpObserver.volumes", json!({ "rtpObserverId": oid, "volumes": volumes }))
+        });
+        let (s, oid) = (sink.clone(), o.id().to_owned());
+        o.on_silence(move || s.notify("rtpObserver.silence", json!({ "rtpObserverId": oid })));
+        self.add_rtp_observer(o, router_id, sink);
+    }
+
+    /// Record a new ActiveSpeakerObserver and forward its events.
+    pub fn add_active_speaker_observer(self: &Arc<Self>, o: &ActiveSpeakerObserver, router_id: &str, sink: &Arc<Sink>) {
+        let (s, oid) = (sink.clone(), o.id().to_owned());
+        o.on_dominant_speaker(move |producer_id| {
+            s.notify("rtpObserver.dominantspeaker", json!({ "rtpObserverId": oid, "producerId": producer_id }))
+        });
+        self.add_rtp_observer(o, router_id, sink);
+    }
+
+    /// What both observers share: `routerclose`, and forgetting it once closed.
+    fn add_rtp_observer(self: &Arc<Self>, o: &RtpObserver, router_id: &str, sink: &Arc<Sink>) {
+        let id = o.id().to_owned();
+        let (s, oid) = (sink.clone(), id.clone());
+        o.on_router_close(move || s.notify("rtpObserver.routerclose", json!({ "rtpObserverId": oid })));
+        let (weak, oid) = (Arc::downgrade(self), id.clone());
+        o.on_close(move || forget(&weak, |objs| drop(objs.rtp_observers.remove(&oid))));
+        let entry = Owned { handle: o.clone(), sink: sink.clone(), parent_id: router_id.to_owned() };
+        let mut objects = self.lock();
+        if !o.closed() {
+            objects.rtp_observers.insert(id, entry);
         }
     }
 }

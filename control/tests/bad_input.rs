@@ -74,14 +74,20 @@ fn wrong_param_types_are_type_errors() {
     // Not in the engine yet: UnsupportedError with a reason.
     for (method, params) in [
         ("router.createPipeTransport", json!({ "routerId": router })),
-        ("router.createAudioLevelObserver", json!({ "routerId": router })),
         ("dataConsumer.send", json!({ "dataConsumerId": "x", "message": "hi" })),
-        ("rtpObserver.close", json!({ "rtpObserverId": "x" })),
     ] {
         let e = c.call_err(method, params);
         assert_eq!(e["data"]["name"], "UnsupportedError", "{method}: {e}");
         assert!(e["message"].as_str().unwrap().contains("not available"), "{e}");
     }
+    // RTP observers are served: an unknown observer is an InvalidStateError, bad options TypeErrors.
+    let e = c.call_err("rtpObserver.close", json!({ "rtpObserverId": "x" }));
+    assert_eq!((e["code"].as_i64(), e["data"]["name"].as_str()), (Some(-32000), Some("InvalidStateError")), "{e}");
+    let e = c.call_err("router.createAudioLevelObserver", json!({ "routerId": router, "interval": "often" }));
+    assert!(type_error(&e), "{e}");
+    let e = c.call_err("router.createActiveSpeakerObserver", json!({ "routerId": router, "interval": -1 }));
+    assert!(type_error(&e), "{e}");
+    assert_eq!(c.call_err("rtpObserver.fly", json!({ "rtpObserverId": "x" }))["code"], -32601);
     let e = c.call_err("router.createPlainTransport", json!({ "routerId": router, "enableSrtp": true }));
     assert_eq!(e["data"]["name"], "UnsupportedError");
     assert!(c.call("worker.dump", json!({ "workerId": worker }))["routerIds"].is_array(), "still usable");

@@ -362,6 +362,8 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 	): Promise<ActiveSpeakerObserver<ActiveSpeakerObserverAppData>> {
 		checkOpen(this.#closed, 'Router');
 		const { interval = 300, appData } = options;
+		// As mediasoup: the server keeps the interval within 100..5000 ms.
+		if (typeof interval !== 'number') throw new TypeError('if given, interval must be an number');
 		checkAppData(appData);
 		const data = await this.#channel.request<{ id: string }>('router.createActiveSpeakerObserver', {
 			routerId: this.#id,
@@ -388,7 +390,8 @@ export class Router<RouterAppData extends AppData = AppData> extends EnhancedEve
 		if (typeof threshold !== 'number' || threshold < -127 || threshold > 0) {
 			throw new TypeError('if given, threshole must be a negative number greater than -127');
 		}
-		if (typeof interval !== 'number' || interval < 250) throw new TypeError('if given, interval must be greater than 250');
+		// As mediasoup: the server keeps the interval within 250..5000 ms.
+		if (typeof interval !== 'number') throw new TypeError('if given, interval must be an number');
 		checkAppData(appData);
 		const data = await this.#channel.request<{ id: string }>('router.createAudioLevelObserver', {
 			routerId: this.#id,
