@@ -161,8 +161,8 @@ const MARGINS: [f64; 3] = [3.0, 2.0, 0.0];
 const FRAME: Duration = Duration::from_millis(20);
 /// The noise floor rises by 1 dB per this many frames above it (falls at once).
 const FLOOR_RISE_FRAMES: u32 = 25;
-/// The noise floor a speaker starts with: a room's background (-70 dBov), or lower when its
-/// first frame is (a speaker who talks from the first packet is heard as talking).
+/// The noise floor a speaker starts with: a room's background (-70 dBov). It falls to quieter
+/// frames at once, so a speaker who talks from the first packet is heard as talking.
 const INITIAL_FLOOR: u8 = 127 - 70;
 
 /// One watched producer's recent frames, for the dominant speaker test.
@@ -185,8 +185,9 @@ impl Default for Speaker {
 impl Speaker {
     /// One frame of `volume` (0 = silence, 127 = 0 dBov).
     fn frame(&mut self, volume: u8, now: Instant) {
-        let floor = self.floor.get_or_insert(volume.min(INITIAL_FLOOR));
-        if volume < *floor {
+        let floor = self.floor.get_or_insert(INITIAL_FLOOR);
+        // Digital silence (a muted microphone) says nothing of the room's noise.
+        if volume > 0 && volume < *floor {
             *floor = volume;
             self.above_floor = 0;
         } else if volume > *floor {
