@@ -12,11 +12,17 @@
 //!   spends the shared cores on packets the kernel would drop. The big room needs few input
 //!   packets; it gets a fixed rate far above what the shards can forward.
 //! - It is not pinned: the scheduler puts it where a core has room.
+//! - It runs `max(1, shards / SHARDS_PER_SENDER)` threads (`bench-sender-{i}`), each with its own
+//!   socket and a round-robin share of the targets, under one shared pace: one thread costs
+//!   ~550 ns CPU per packet, so it caps input near 1.8 M packets/s, too little for 16 shards.
+//!   One per 4 shards keeps the senders' share of the shared cores small (on this 2-core host, and
+//!   for the 1-shard runs, it stays one thread). The big room has one target, so one sender.
 //!
 //! Beside E(n) it prints `cpu_efficiency` = (pps_n / cpu_n) / (pps_1 / cpu_1), datagrams per
 //! engine CPU-second (read from /proc) on n shards against one: what spreading costs the engine
-//! itself; `sender_cpu_*`, the cores the sender used; and `input_received_*`, the share of the
-//! sender's datagrams the shards received.
+//! itself; `sender_cpu_*`, the cores the senders used (`senders_1` / `senders`: how many threads
+//! on 1 / n shards); and `input_received_*`, the share of the senders' datagrams the shards
+//! received.
 //! History on this 2-core host (small rooms E(2)): one packet per send 0.27-0.36; 8-packet GSO
 //! frames 0.48; with GRO on the engine's sockets and a sender following the engine 0.62-0.74.
 //!
@@ -43,6 +49,9 @@ const PAYLOAD_BYTES: usize = 1000;
 const BATCH: usize = 16;
 /// Packets per frame burst to one target (one GSO message).
 const FRAME_PACKETS: usize = 8;
+/// Shards per sender thread: a run on `n` shards uses `max(1, n / SHARDS_PER_SENDER)` senders
+/// (at most one per target), each with its own socket and a round-robin share of the targets.
+const SHARDS_PER_SENDER: usize = 4;
 
 struct Config {
     warmup: Duration,
@@ -153,24 +162,35 @@ fn big_room(engine: &Engine, n: usize, sink: &UdpSocket) -> Vec<(SocketAddr, u32
     vec![(ingest.local_addr(), 5000)]
 }
 
-/// Sends RTP to every target in turn from one socket: each target gets a burst of
-/// `FRAME_PACKETS` packets (consecutive sequence numbers, one frame's worth, as a camera sends
-/// them) in one UDP GSO message, so that the sender, which shares the cores with the shards,
-/// spends as little of them as a real set of clients would on this host.
-/// `pace.rate`: input packets per second (0: as fast as it can); `pace.sent` counts what went.
-fn sender(targets: Vec<(SocketAddr, u32)>, stop: Arc<AtomicBool>, sock: UdpSocket, pace: Arc<Pace>) -> JoinHandle<()> {
+/// Sender thread `index` of `threads`: sends RTP to every one of its targets in turn from its own
+/// socket: each target gets a burst of `FRAME_PACKETS` packets (consecutive sequence numbers, one
+/// frame's worth, as a camera sends them) in one UDP GSO message, so that the sender, which shares
+/// the cores with the shards, spends as little of them as a real set of clients would on this host.
+/// `pace.rate`: input packets per second of all senders together (0: as fast as they can), each
+/// sending `1 / threads` of it; each adds what it sent to `pace.sent`.
+fn sender(
+    index: usize,
+    threads: usize,
+    targets: Vec<(SocketAddr, u32)>,
+    stop: Arc<AtomicBool>,
+    sock: UdpSocket,
+    pace: Arc<Pace>,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
-        .name("bench-sender".into())
+        .name(format!("bench-sender-{index}"))
         .spawn(move || {
             const PACKET: usize = 12 + PAYLOAD_BYTES;
-            let mut sent = 0u64;
-            // Token bucket: packets the sender may send now, refilled at `pace.rate`.
+            // Token bucket: packets this sender may send now, refilled at its share of `pace.rate`.
             let (mut budget, mut refilled) = (0f64, Instant::now());
             let mut frames = vec![vec![0u8; PACKET * FRAME_PACKETS]; BATCH];
             // SAFETY (both): zeroed sockaddr_in is valid.
             let mut names: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
             let cmsg_space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
             let mut cmsgs = vec![[0u64; 4]; BATCH]; // aligned room for one UDP_SEGMENT cmsg
+                                                    // Allocated once; their pointers are rebuilt in place before each sendmmsg.
+            let mut iov = vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
+            // SAFETY: a zeroed mmsghdr is valid (null pointers, zero lengths).
+            let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
             let mut seqs = vec![0u16; targets.len()];
             let mut next = 0usize;
             let mut gso = true;
@@ -197,34 +217,32 @@ fn sender(targets: Vec<(SocketAddr, u32)>, stop: Arc<AtomicBool>, sock: UdpSocke
                 }
                 // Without GSO only each frame's first packet goes (one datagram per message).
                 let len = if gso { PACKET * FRAME_PACKETS } else { PACKET };
-                let mut iov: Vec<libc::iovec> =
-                    frames.iter_mut().map(|p| libc::iovec { iov_base: p.as_mut_ptr().cast(), iov_len: len }).collect();
-                let mut msgs: Vec<libc::mmsghdr> = iov
+                for (((v, m), (p, n)), c) in iov
                     .iter_mut()
-                    .zip(names.iter_mut())
+                    .zip(msgs.iter_mut())
+                    .zip(frames.iter_mut().zip(names.iter_mut()))
                     .zip(cmsgs.iter_mut())
-                    .map(|((v, n), c)| {
-                        // SAFETY: a zeroed mmsghdr is valid; it points at a live iovec, sockaddr and
-                        // cmsg buffer; CMSG_FIRSTHDR of a buffer of CMSG_SPACE bytes is writable.
-                        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                        m.msg_hdr.msg_iov = v;
-                        m.msg_hdr.msg_iovlen = 1;
-                        m.msg_hdr.msg_name = (n as *mut libc::sockaddr_in).cast();
-                        m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                        if gso {
-                            m.msg_hdr.msg_control = c.as_mut_ptr().cast();
-                            m.msg_hdr.msg_controllen = cmsg_space;
-                            unsafe {
-                                let h = libc::CMSG_FIRSTHDR(&m.msg_hdr);
-                                (*h).cmsg_level = libc::SOL_UDP;
-                                (*h).cmsg_type = libc::UDP_SEGMENT;
-                                (*h).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
-                                std::ptr::write_unaligned(libc::CMSG_DATA(h).cast::<u16>(), PACKET as u16);
-                            }
+                {
+                    *v = libc::iovec { iov_base: p.as_mut_ptr().cast(), iov_len: len };
+                    // SAFETY: a zeroed mmsghdr is valid; it points at a live iovec, sockaddr and
+                    // cmsg buffer; CMSG_FIRSTHDR of a buffer of CMSG_SPACE bytes is writable.
+                    *m = unsafe { std::mem::zeroed() };
+                    m.msg_hdr.msg_iov = v;
+                    m.msg_hdr.msg_iovlen = 1;
+                    m.msg_hdr.msg_name = (n as *mut libc::sockaddr_in).cast();
+                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                    if gso {
+                        m.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                        m.msg_hdr.msg_controllen = cmsg_space;
+                        unsafe {
+                            let h = libc::CMSG_FIRSTHDR(&m.msg_hdr);
+                            (*h).cmsg_level = libc::SOL_UDP;
+                            (*h).cmsg_type = libc::UDP_SEGMENT;
+                            (*h).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+                            std::ptr::write_unaligned(libc::CMSG_DATA(h).cast::<u16>(), PACKET as u16);
                         }
-                        m
-                    })
-                    .collect();
+                    }
+                }
                 // SAFETY: every pointer above outlives the call.
                 let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
                 if r < 0 && gso {
@@ -233,9 +251,8 @@ fn sender(targets: Vec<(SocketAddr, u32)>, stop: Arc<AtomicBool>, sock: UdpSocke
                     continue;
                 }
                 let burst = (BATCH * if gso { FRAME_PACKETS } else { 1 }) as u64;
-                sent += burst;
-                pace.sent.store(sent, Ordering::Relaxed);
-                let rate = pace.rate();
+                pace.sent.fetch_add(burst, Ordering::Relaxed);
+                let rate = pace.rate() / threads as f64;
                 if rate > 0.0 {
                     let now = Instant::now();
                     budget = (budget + rate * (now - refilled).as_secs_f64()).min(rate * 0.005) - burst as f64;
@@ -249,10 +266,11 @@ fn sender(targets: Vec<(SocketAddr, u32)>, stop: Arc<AtomicBool>, sock: UdpSocke
         .expect("sender thread")
 }
 
-/// How fast the sender goes: a rate it reads before each burst, and what it has sent.
+/// How fast the senders go: a rate (all of them together) each reads before each burst, and what
+/// they have sent, summed.
 #[derive(Default)]
 struct Pace {
-    /// Input packets per second, as f64 bits (0: as fast as it can).
+    /// Input packets per second of all senders, as f64 bits (0: as fast as they can).
     rate_bits: AtomicU64,
     sent: AtomicU64,
 }
@@ -287,8 +305,10 @@ struct Measure {
     busy: f64,
     /// CPU time the engine's threads used, in cores (from /proc: what the kernel accounted).
     cpu: f64,
-    /// CPU time the sender used, in cores.
+    /// CPU time the senders used, in cores.
     sender_cpu: f64,
+    /// Sender threads.
+    senders: usize,
     /// Input datagrams per second: sent, and received by the shards.
     sent: f64,
     received: f64,
@@ -317,14 +337,22 @@ fn thread_cpu_seconds(prefix: &str) -> f64 {
     ticks as f64 / tick
 }
 
-fn measure(engine: &Engine, targets: Vec<(SocketAddr, u32)>, sock: UdpSocket, input: Input, cfg: &Config) -> Measure {
+fn measure(engine: &Engine, targets: Vec<(SocketAddr, u32)>, input: Input, cfg: &Config) -> Measure {
     let stop = Arc::new(AtomicBool::new(false));
     let pace = Arc::new(Pace::default());
     if let Input::Fixed(rate) = input {
         pace.set_rate(rate);
     }
-    let thread = sender(targets, stop.clone(), sock, pace.clone());
     let shards = engine.shard_count();
+    // A target gets all its packets from one socket (comedia latches on the first source).
+    let senders = (shards / SHARDS_PER_SENDER).max(1).min(targets.len().max(1));
+    let threads: Vec<_> = (0..senders)
+        .map(|i| {
+            let share = targets.iter().skip(i).step_by(senders).copied().collect();
+            let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
+            sender(i, senders, share, stop.clone(), sock, pace.clone())
+        })
+        .collect();
     let tx = || (0..shards).map(|s| engine.net_load(s).tx_packets).sum::<u64>();
     let rx = || (0..shards).map(|s| engine.net_load(s).rx_packets).sum::<u64>();
     // (time, sent, received) every control step, for the controller.
@@ -355,7 +383,9 @@ fn measure(engine: &Engine, targets: Vec<(SocketAddr, u32)>, sock: UdpSocket, in
     let (t1, p1, c1, sc1) = (Instant::now(), tx(), thread_cpu_seconds("shardsfu"), thread_cpu_seconds("bench-sender"));
     let (s1, r1) = (pace.sent.load(Ordering::Relaxed), rx());
     stop.store(true, Ordering::Relaxed);
-    let _ = thread.join();
+    for thread in threads {
+        let _ = thread.join();
+    }
     let busy = busy_samples.iter().sum::<f64>() / busy_samples.len().max(1) as f64;
     let secs = (t1 - t0).as_secs_f64();
     Measure {
@@ -363,6 +393,7 @@ fn measure(engine: &Engine, targets: Vec<(SocketAddr, u32)>, sock: UdpSocket, in
         busy,
         cpu: (c1 - c0) / secs,
         sender_cpu: (sc1 - sc0) / secs,
+        senders,
         sent: (s1 - s0) as f64 / secs,
         received: (r1 - r0) as f64 / secs,
     }
@@ -374,14 +405,13 @@ fn run_case(
     n: usize,
     input: Input,
     cfg: &Config,
-    build: impl Fn(&Engine, &UdpSocket) -> Vec<(SocketAddr, u32)>,
+    build: impl Fn(&Engine) -> Vec<(SocketAddr, u32)>,
 ) {
     let mut results = Vec::new();
     for shards in [1, n] {
         let engine = engine(shards);
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
-        let targets = build(&engine, &sock);
-        results.push(measure(&engine, targets, sock, input, cfg));
+        let targets = build(&engine);
+        results.push(measure(&engine, targets, input, cfg));
         if std::env::var_os("SCALING_DEBUG").is_some() {
             eprintln!("{case} shards={shards}: {}", block_on(engine.dump()).expect("dump")["shards"]);
         }
@@ -407,6 +437,8 @@ fn run_case(
             "busy_n": round3(all.busy),
             "sender_cpu_1": round3(one.sender_cpu),
             "sender_cpu_n": round3(all.sender_cpu),
+            "senders_1": one.senders,
+            "senders": all.senders,
             "input_received_1": round3(one.received / one.sent.max(1.0)),
             "input_received_n": round3(all.received / all.sent.max(1.0)),
             "sender_frame_packets": FRAME_PACKETS,
@@ -420,7 +452,7 @@ fn main() {
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let rooms = cfg.rooms;
     if rooms > 0 {
-        run_case("small_rooms", rooms * 4 * 3, n, Input::FollowEngine, &cfg, |engine, _| {
+        run_case("small_rooms", rooms * 4 * 3, n, Input::FollowEngine, &cfg, |engine| {
             (0..rooms).flat_map(|r| room(engine, 4, 10_000 + 10 * r as u32)).collect()
         });
     }
@@ -428,6 +460,6 @@ fn main() {
         let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
         // Enough input for every shard to forward ~2M datagrams/s, far beyond what one does.
         let rate = n as f64 * 2.0e6 / consumers as f64;
-        run_case("big_room", consumers, n, Input::Fixed(rate), &cfg, |engine, _| big_room(engine, consumers, &sink));
+        run_case("big_room", consumers, n, Input::Fixed(rate), &cfg, |engine| big_room(engine, consumers, &sink));
     }
 }
