@@ -123,11 +123,7 @@ fn audio_levels_report_the_loudest_producers_then_silence_once() {
     // -20 and -50 dBov pass the -60 threshold, -70 does not; loudest first, at most maxEntries.
     talk(&mut [(&mut loud, 20), (&mut soft, 50), (&mut faint, 70)], Duration::from_millis(900));
     let want_two = vec![volume(&loud.producer, -20), volume(&soft.producer, -50)];
-    assert!(
-        wait_for(ARRIVAL, || volumes_two.lock().unwrap().contains(&want_two)),
-        "{:?}",
-        volumes_two.lock().unwrap()
-    );
+    assert!(wait_for(ARRIVAL, || volumes_two.lock().unwrap().contains(&want_two)), "{:?}", volumes_two.lock().unwrap());
     assert!(volumes_two.lock().unwrap().iter().all(|vs| !vs.iter().any(|v| v.producer_id == faint.producer.id())));
     assert!(volumes_one.lock().unwrap().iter().all(|vs| vs.len() == 1));
     assert!(volumes_one.lock().unwrap().contains(&vec![volume(&loud.producer, -20)]));
@@ -161,11 +157,9 @@ fn observer_calls_are_checked_and_a_rejected_call_changes_nothing() {
     assert_eq!(kind(block_on(router.create_audio_level_observer(bad(1, -128)))), ErrorKind::TypeError);
     assert_eq!(block_on(router.dump()).unwrap()["rtpObserverIds"], serde_json::json!([]), "nothing created");
 
-    let observer = block_on(router.create_audio_level_observer(AudioLevelObserverOptions {
-        interval: 250,
-        ..Default::default()
-    }))
-    .unwrap();
+    let observer =
+        block_on(router.create_audio_level_observer(AudioLevelObserverOptions { interval: 250, ..Default::default() }))
+            .unwrap();
     let (ingest_t, _) = ingest(&router);
     let video = produce_vp8(&ingest_t, 3000, None);
     assert_eq!(kind(block_on(observer.add_producer(video.id()))), ErrorKind::TypeError, "not an audio Producer");
@@ -207,11 +201,9 @@ fn observer_calls_are_checked_and_a_rejected_call_changes_nothing() {
 fn a_paused_observer_tells_nothing_and_a_closed_producer_is_forgotten() {
     let engine = engine(1);
     let router = opus_router(&engine);
-    let observer = block_on(router.create_audio_level_observer(AudioLevelObserverOptions {
-        interval: 250,
-        ..Default::default()
-    }))
-    .unwrap();
+    let observer =
+        block_on(router.create_audio_level_observer(AudioLevelObserverOptions { interval: 250, ..Default::default() }))
+            .unwrap();
     let mut voice = talker(&router, 4001);
     block_on(observer.add_producer(voice.producer.id())).unwrap();
     let heard: Volumes = Default::default();
@@ -233,8 +225,7 @@ fn a_paused_observer_tells_nothing_and_a_closed_producer_is_forgotten() {
     assert!(wait_for(ARRIVAL, || heard.lock().unwrap().contains(&vec![volume(&voice.producer, -25)])));
 
     voice.producer.close();
-    assert!(wait_for(ARRIVAL, || block_on(router.dump()).unwrap()["mapProducerIdObserverIds"]
-        == serde_json::json!([])));
+    assert!(wait_for(ARRIVAL, || block_on(router.dump()).unwrap()["mapProducerIdObserverIds"] == serde_json::json!([])));
     assert!(!observer.closed());
     engine.close();
 }
@@ -243,10 +234,9 @@ fn a_paused_observer_tells_nothing_and_a_closed_producer_is_forgotten() {
 fn the_dominant_speaker_follows_whoever_talks() {
     let engine = engine(1);
     let router = opus_router(&engine);
-    let observer = block_on(router.create_active_speaker_observer(ActiveSpeakerObserverOptions {
-        interval: 100,
-        ..Default::default()
-    }))
+    let observer = block_on(
+        router.create_active_speaker_observer(ActiveSpeakerObserverOptions { interval: 100, ..Default::default() }),
+    )
     .unwrap();
     let (mut a, mut b) = (talker(&router, 5001), talker(&router, 5002));
     for t in [&a, &b] {
@@ -298,8 +288,7 @@ fn an_observer_watches_producers_on_every_shard_of_its_router() {
 
     // Audio from the far shard crossed once per packet per producer (to the observer's mirror).
     let dump = block_on(engine.dump()).unwrap();
-    let crossed: u64 =
-        dump["shards"].as_array().unwrap().iter().map(|s| s["recordsToShards"].as_u64().unwrap()).sum();
+    let crossed: u64 = dump["shards"].as_array().unwrap().iter().map(|s| s["recordsToShards"].as_u64().unwrap()).sum();
     assert!(crossed > 0, "{dump}");
 
     // The router closes: so does its observer, with `routerclose`.
