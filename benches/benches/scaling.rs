@@ -186,8 +186,9 @@ fn sender(
             // SAFETY (both): zeroed sockaddr_in is valid.
             let mut names: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
             let cmsg_space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
-            let mut cmsgs = vec![[0u64; 4]; BATCH]; // aligned room for one UDP_SEGMENT cmsg
-                                                    // Allocated once; their pointers are rebuilt in place before each sendmmsg.
+            // Aligned room for one UDP_SEGMENT cmsg each.
+            let mut cmsgs = vec![[0u64; 4]; BATCH];
+            // Allocated once; their pointers are rebuilt in place before each sendmmsg.
             let mut iov = vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
             // SAFETY: a zeroed mmsghdr is valid (null pointers, zero lengths).
             let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];

@@ -134,18 +134,21 @@ impl RtpObserver {
         self.inner.router.shard()
     }
 
+    /// The router's producer `producer_id`, as mediasoup looks it up (an `Error` when unknown).
+    fn producer(&self, producer_id: &str) -> Result<Arc<super::producer::ProducerEntry>> {
+        let producers = self.inner.engine.producers.lock().expect("producers lock");
+        producers
+            .get(&(self.inner.router.inner.oid, producer_id.to_owned()))
+            .cloned()
+            .ok_or_else(|| Error::other(format!("Producer with id \"{producer_id}\" not found")))
+    }
+
     /// mediasoup's `rtpObserver.addProducer({ producerId })`: an audio producer of the router,
     /// on whichever shard it lives.
     pub async fn add_producer(&self, producer_id: &str) -> Result<()> {
         self.check_open()?;
         let router = self.inner.router.inner.oid;
-        let producer = {
-            let producers = self.inner.engine.producers.lock().expect("producers lock");
-            producers
-                .get(&(router, producer_id.to_owned()))
-                .cloned()
-                .ok_or_else(|| Error::other(format!("Producer with id \"{producer_id}\" not found")))?
-        };
+        let producer = self.producer(producer_id)?;
         if producer.kind != crate::rtp_parameters::MediaKind::Audio {
             return Err(Error::type_error("not an audio Producer"));
         }
@@ -161,14 +164,8 @@ impl RtpObserver {
     /// mediasoup's `rtpObserver.removeProducer({ producerId })`.
     pub async fn remove_producer(&self, producer_id: &str) -> Result<()> {
         self.check_open()?;
-        let oid = {
-            let producers = self.inner.engine.producers.lock().expect("producers lock");
-            producers
-                .get(&(self.inner.router.inner.oid, producer_id.to_owned()))
-                .map(|p| p.oid)
-                .ok_or_else(|| Error::other(format!("Producer with id \"{producer_id}\" not found")))?
-        };
-        let cmd = Command::ObserverRemoveProducer { id: self.inner.oid, producer: oid };
+        let producer = self.producer(producer_id)?;
+        let cmd = Command::ObserverRemoveProducer { id: self.inner.oid, producer: producer.oid };
         self.inner.engine.request(self.shard(), cmd).await?;
         self.inner.shared.emit("@removeproducer", &EventArg::Text(producer_id));
         Ok(())

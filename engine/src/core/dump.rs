@@ -131,12 +131,13 @@ impl Shard {
         Ok(match kind {
             ObjectKind::Router => {
                 let r = self.routers.get(key).expect("key from ids");
+                let (observers, producer_observers) = self.observer_ids(key);
                 Snapshot::Router(RouterSnapshot {
                     transports: r.transports.iter().filter_map(|&t| self.transports.get(t)).map(|t| t.id).collect(),
                     fanout: r.fanout.iter().map(|(&p, cs)| (pid(p), cs.iter().map(|&c| cid(c)).collect())).collect(),
                     data_fanout: self.data_fanout_ids(key),
-                    observers: self.observer_ids(key).0,
-                    producer_observers: self.observer_ids(key).1,
+                    observers,
+                    producer_observers,
                 })
             }
             ObjectKind::Transport => {

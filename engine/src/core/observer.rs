@@ -171,33 +171,32 @@ pub struct Speaker {
     /// Immediates of the last `FRAMES` frames, newest at `head - 1`.
     immediates: [u8; FRAMES],
     head: usize,
-    floor: Option<u8>,
+    floor: u8,
     above_floor: u32,
     last_frame: Option<Instant>,
 }
 
 impl Default for Speaker {
     fn default() -> Self {
-        Speaker { immediates: [0; FRAMES], head: 0, floor: None, above_floor: 0, last_frame: None }
+        Speaker { immediates: [0; FRAMES], head: 0, floor: INITIAL_FLOOR, above_floor: 0, last_frame: None }
     }
 }
 
 impl Speaker {
     /// One frame of `volume` (0 = silence, 127 = 0 dBov).
     fn frame(&mut self, volume: u8, now: Instant) {
-        let floor = self.floor.get_or_insert(INITIAL_FLOOR);
         // Digital silence (a muted microphone) says nothing of the room's noise.
-        if volume > 0 && volume < *floor {
-            *floor = volume;
+        if volume > 0 && volume < self.floor {
+            self.floor = volume;
             self.above_floor = 0;
-        } else if volume > *floor {
+        } else if volume > self.floor {
             self.above_floor += 1;
             if self.above_floor >= FLOOR_RISE_FRAMES {
-                *floor += 1;
+                self.floor += 1;
                 self.above_floor = 0;
             }
         }
-        let steps = volume.saturating_sub(*floor) / VOLUME_PER_STEP;
+        let steps = volume.saturating_sub(self.floor) / VOLUME_PER_STEP;
         self.push(steps.min(IMMEDIATE_STEPS as u8));
         self.last_frame = Some(now);
     }
