@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shardsfu_net::{Runtime, RuntimeConfig, ShardHandle, SubmitError, LOAD_WINDOW};
 
-use super::command::{Command, Envelope, Response, ShardAdapter};
+use super::adapter::ShardAdapter;
+use super::command::{Command, Envelope, Response};
 use super::dispatch::{self, Dispatch, EventArg, HandlerId, ObjectShared, Registry};
 use super::oneshot;
 use super::producer::ProducerEntry;

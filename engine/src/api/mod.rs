@@ -5,6 +5,7 @@
 //! dispatcher thread per engine: keep callbacks short and never block on an engine call inside
 //! one.
 
+mod adapter;
 mod block_on;
 mod command;
 mod consumer;
