@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end benches: a pinned RTP sender, and the raw relay baseline.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -123,23 +125,46 @@ impl Blaster {
 
 /// Relay control command: bind the ingress and `n` egress sockets, reply with the ingress address.
 pub const RELAY_CMD_BIND: u8 = 1;
+/// Relay control command: bind a room of `n` peer sockets, each relaying what it receives out of
+/// every other one (as an SFU room of `n` peers each consuming the others); reply with each
+/// peer's address, in order.
+pub const RELAY_CMD_ROOM: u8 = 2;
 
 /// The baseline: same runtime, sockets and batching as the engine, no parsing. Each datagram on
-/// the ingress socket goes out of every egress socket to the sink, split head (12 bytes, copied)
-/// plus body (borrowed) exactly as the engine sends a rewritten header plus a shared payload.
+/// an ingress socket goes out of each of its egress sockets to a sink, split head (12 bytes,
+/// copied) plus body (borrowed) exactly as the engine sends a rewritten header plus a shared
+/// payload.
 pub struct RelayService {
-    /// Egress socket `i` sends to `sinks[i % sinks.len()]`.
+    /// Egress socket `i` of a route sends to `sinks[i % sinks.len()]`.
     sinks: Vec<SocketAddr>,
-    ingress: Option<SocketId>,
-    egress: Vec<SocketId>,
+    /// Ingress socket -> the egress sockets its datagrams go out of.
+    routes: HashMap<SocketId, Vec<SocketId>, BuildHasherDefault<SocketIdHasher>>,
+}
+
+/// `SocketId`s are small dense integers: one multiply spreads them over a hash table.
+#[derive(Default)]
+pub struct SocketIdHasher(u64);
+
+impl Hasher for SocketIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl RelayService {
-    /// Egress socket `i` sends to `sinks[i % sinks.len()]` (one sink for all, or one per
-    /// consumer as WebRTC peers have).
+    /// Egress socket `i` of a route sends to `sinks[i % sinks.len()]` (one sink for all, or one
+    /// per consumer as WebRTC peers have).
     pub fn with_sinks(sinks: Vec<SocketAddr>) -> Self {
         assert!(!sinks.is_empty(), "at least one sink");
-        RelayService { sinks, ingress: None, egress: Vec::new() }
+        RelayService { sinks, routes: HashMap::default() }
     }
 }
 
@@ -147,17 +172,27 @@ impl ShardService for RelayService {
     type Command = (u8, usize, Option<mpsc::Sender<SocketAddr>>);
 
     fn on_command(&mut self, _now: Instant, (cmd, n, reply): Self::Command, io: &mut Io<'_, Self::Command>) {
-        if cmd != RELAY_CMD_BIND {
-            return;
-        }
         let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let ingress = io.bind_udp(any).expect("relay ingress");
-        for _ in 0..n {
-            self.egress.push(io.bind_udp(any).expect("relay egress"));
-        }
-        self.ingress = Some(ingress);
-        if let (Some(reply), Some(addr)) = (reply, io.local_addr(ingress)) {
-            let _ = reply.send(addr);
+        let reply_addr = |io: &Io<'_, Self::Command>, socket| {
+            if let (Some(reply), Some(addr)) = (&reply, io.local_addr(socket)) {
+                let _ = reply.send(addr);
+            }
+        };
+        match cmd {
+            RELAY_CMD_BIND => {
+                let ingress = io.bind_udp(any).expect("relay ingress");
+                let egress = (0..n).map(|_| io.bind_udp(any).expect("relay egress")).collect();
+                self.routes.insert(ingress, egress);
+                reply_addr(io, ingress);
+            }
+            RELAY_CMD_ROOM => {
+                let peers: Vec<SocketId> = (0..n).map(|_| io.bind_udp(any).expect("relay peer")).collect();
+                for &p in &peers {
+                    self.routes.insert(p, peers.iter().copied().filter(|&q| q != p).collect());
+                    reply_addr(io, p);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -170,12 +205,13 @@ impl ShardService for RelayService {
         data: &'a mut [u8],
         io: &mut Io<'a, Self::Command>,
     ) {
-        if Some(socket) != self.ingress || data.len() < 12 {
+        let Some(egress) = self.routes.get(&socket) else { return };
+        if data.len() < 12 {
             return;
         }
         let data: &'a [u8] = data;
         let (head, body) = data.split_at(12);
-        for (i, &e) in self.egress.iter().enumerate() {
+        for (i, &e) in egress.iter().enumerate() {
             io.send(e, self.sinks[i % self.sinks.len()], head, body);
         }
     }
