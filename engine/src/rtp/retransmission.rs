@@ -1,7 +1,20 @@
 //! A producer stream's recent packets, kept for answering NACKs: a bounded window of slots keyed
 //! by sequence number, all allocated at construction. Inserting copies the packet into its slot;
 //! nothing is allocated afterwards.
+//!
+//! Layout, for the packet path: every forwarded packet is inserted, few are ever read back, and
+//! a shard's buffers together are far larger than the caches (512 slots of 1.5 KB per stream), so
+//! a slot is always cold when the window reaches it again. The slots' bookkeeping (sequence
+//! number, length, age) lives apart from the bytes, in a dense array of 8-byte entries: sliding
+//! the window reads one cache line per eight slots instead of two cold lines per slot. On x86_64
+//! the bytes are copied with streaming (non-temporal) stores, which write memory without first
+//! reading the lines into the cache and without evicting what the packet path is using. The
+//! header is parsed again on a retransmission, the rare case, instead of being stored.
+//! `benches/benches/forward.rs` measures it: a shard with 400 rooms of 3 consumers went from
+//! 537 to 411 ns a packet; one hot stream to one consumer from 132 to 149 ns (its buffer fit in
+//! the cache, and now its bytes go to memory).
 
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::packet::{parse_rtp, RtpHeader};
@@ -13,34 +26,23 @@ pub const MAX_PACKET_LEN: usize = 1500;
 /// How long video packets are worth retransmitting.
 pub const DEFAULT_MAX_AGE_VIDEO: Duration = Duration::from_secs(2);
 
-/// A stored packet: its bytes, its parsed header and when it was stored.
-#[derive(Clone)]
-pub struct StoredPacket {
-    data: [u8; MAX_PACKET_LEN],
-    len: u16,
+/// A stored packet, borrowed from the buffer: its bytes, its header and when it was stored.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredPacket<'a> {
+    bytes: &'a [u8],
     header: RtpHeader,
     stored_at: Instant,
 }
 
-impl StoredPacket {
-    pub fn bytes(&self) -> &[u8] {
-        &self.data[..self.len as usize]
+impl<'a> StoredPacket<'a> {
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
     pub fn header(&self) -> &RtpHeader {
         &self.header
     }
     pub fn stored_at(&self) -> Instant {
         self.stored_at
-    }
-}
-
-impl std::fmt::Debug for StoredPacket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredPacket")
-            .field("seq", &self.header.sequence_number)
-            .field("len", &self.len)
-            .field("stored_at", &self.stored_at)
-            .finish()
     }
 }
 
@@ -58,27 +60,52 @@ pub enum InsertOutcome {
     Malformed,
 }
 
-struct Slot {
-    /// `None`: empty.
-    seq: Option<u16>,
-    packet: StoredPacket,
+/// A slot's bookkeeping, 8 bytes: `len == 0` means empty (an RTP packet is at least 12 bytes).
+#[derive(Debug, Clone, Copy, Default)]
+struct Meta {
+    seq: u16,
+    len: u16,
+    /// When it was stored: milliseconds since the buffer's `epoch` (wrapping after 49 days;
+    /// ages are taken modulo 2^32 ms, far above any max age).
+    at_ms: u32,
 }
+
+impl Meta {
+    fn holds(&self, seq: u16) -> bool {
+        self.len != 0 && self.seq == seq
+    }
+}
+
+/// Room for one packet, aligned to a cache line (and to the 16 bytes streaming stores need).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Block([u8; BLOCK_LEN]);
+
+/// [`MAX_PACKET_LEN`] rounded up to whole cache lines.
+const BLOCK_LEN: usize = MAX_PACKET_LEN.div_ceil(64) * 64;
 
 /// Ring of packet slots for one stream.
 pub struct RetransmissionBuffer {
-    slots: Box<[Slot]>,
-    max_age: Duration,
-    /// Sequence number of the window's first position, at `slots[head]`.
+    meta: Box<[Meta]>,
+    blocks: Box<[Block]>,
+    max_age_ms: u32,
+    /// Time zero of `Meta::at_ms`.
+    epoch: Instant,
+    /// Sequence number of the window's first position, at `meta[head]`.
     start_seq: u16,
     head: usize,
-    /// Positions in the window (`<= slots.len()`); 0 when empty.
+    /// Positions in the window (`<= meta.len()`); 0 when empty.
     span: usize,
+    /// Not `Send`: the streaming stores of `insert` are ordered for the thread that made them
+    /// and not fenced for any other, so the buffer is read where it is written (a shard's state
+    /// never leaves its shard).
+    _same_thread: PhantomData<*const u8>,
 }
 
 impl std::fmt::Debug for RetransmissionBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RetransmissionBuffer")
-            .field("slots", &self.slots.len())
+            .field("slots", &self.meta.len())
             .field("start_seq", &self.start_seq)
             .field("span", &self.span)
             .finish()
@@ -86,23 +113,29 @@ impl std::fmt::Debug for RetransmissionBuffer {
 }
 
 impl RetransmissionBuffer {
-    /// A buffer of `slots` positions (`1..=MAX_SLOTS`). `now` only seeds empty slots.
+    /// A buffer of `slots` positions (`1..=MAX_SLOTS`). `now` is the time zero of its ages.
     pub fn new(now: Instant, slots: usize, max_age: Duration) -> Self {
         assert!((1..=MAX_SLOTS).contains(&slots), "slots {slots} not in 1..={MAX_SLOTS}");
-        let empty = || Slot {
-            seq: None,
-            packet: StoredPacket { data: [0; MAX_PACKET_LEN], len: 0, header: EMPTY_HEADER, stored_at: now },
-        };
-        RetransmissionBuffer { slots: (0..slots).map(|_| empty()).collect(), max_age, start_seq: 0, head: 0, span: 0 }
+        RetransmissionBuffer {
+            meta: vec![Meta::default(); slots].into_boxed_slice(),
+            // Zeroed: the allocator hands out fresh zero pages, touched only as slots fill.
+            blocks: vec![Block([0; BLOCK_LEN]); slots].into_boxed_slice(),
+            max_age_ms: u32::try_from(max_age.as_millis()).unwrap_or(u32::MAX),
+            epoch: now,
+            start_seq: 0,
+            head: 0,
+            span: 0,
+            _same_thread: PhantomData,
+        }
     }
 
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.meta.len()
     }
 
     /// Number of stored packets.
     pub fn len(&self) -> usize {
-        (0..self.span).filter(|&i| self.slot(i).seq.is_some()).count()
+        (0..self.span).filter(|&i| self.meta[self.index(i)].len != 0).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -111,24 +144,31 @@ impl RetransmissionBuffer {
 
     #[inline]
     fn index(&self, offset: usize) -> usize {
-        debug_assert!(offset < self.slots.len());
-        (self.head + offset) % self.slots.len()
+        debug_assert!(offset < self.meta.len());
+        (self.head + offset) % self.meta.len()
     }
 
-    fn slot(&self, offset: usize) -> &Slot {
-        &self.slots[self.index(offset)]
+    /// `now` in the buffer's milliseconds (0 before its epoch).
+    #[inline]
+    fn ms(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+
+    /// Whether a packet stored at `at_ms` is older than the max age at `now_ms`.
+    #[inline]
+    fn stale(&self, at_ms: u32, now_ms: u32) -> bool {
+        now_ms.wrapping_sub(at_ms) > self.max_age_ms
     }
 
     fn pop_front(&mut self) {
         debug_assert!(self.span > 0);
-        let i = self.head;
-        self.slots[i].seq = None;
-        self.head = (self.head + 1) % self.slots.len();
+        self.meta[self.head].len = 0;
+        self.head = (self.head + 1) % self.meta.len();
         self.start_seq = self.start_seq.wrapping_add(1);
         self.span -= 1;
     }
 
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         while self.span > 0 {
             self.pop_front();
         }
@@ -136,13 +176,10 @@ impl RetransmissionBuffer {
 
     /// Drops packets older than the max age from the front of the window.
     pub fn expire(&mut self, now: Instant) {
+        let now_ms = self.ms(now);
         while self.span > 0 {
-            let s = self.slot(0);
-            let stale = match s.seq {
-                None => true,
-                Some(_) => now.saturating_duration_since(s.packet.stored_at) > self.max_age,
-            };
-            if !stale {
+            let m = self.meta[self.head];
+            if m.len != 0 && !self.stale(m.at_ms, now_ms) {
                 break;
             }
             self.pop_front();
@@ -159,7 +196,7 @@ impl RetransmissionBuffer {
         };
         self.expire(now);
         let seq = header.sequence_number;
-        let cap = self.slots.len();
+        let cap = self.meta.len();
         let offset = if self.span == 0 {
             self.start_seq = seq;
             self.span = 1;
@@ -176,14 +213,14 @@ impl RetransmissionBuffer {
                     self.span = 1;
                     0
                 } else {
-                    // Open positions up to `seq` (they stay empty: missing packets), evicting
+                    // Open positions up to `seq`; a full window first drops
                     // the oldest ones to make room.
                     while self.span + ahead > cap {
                         self.pop_front();
                     }
                     for k in 0..ahead {
                         let i = self.index(self.span + k);
-                        self.slots[i].seq = None;
+                        self.meta[i].len = 0;
                     }
                     self.span += ahead;
                     self.span - 1
@@ -197,21 +234,16 @@ impl RetransmissionBuffer {
             }
         };
         let i = self.index(offset);
-        let slot = &mut self.slots[i];
-        if slot.seq == Some(seq) {
+        if self.meta[i].holds(seq) {
             return InsertOutcome::Duplicate;
         }
-        slot.seq = Some(seq);
-        slot.packet.data[..packet.len()].copy_from_slice(packet);
-        slot.packet.len = packet.len() as u16;
-        slot.packet.header = header;
-        slot.packet.stored_at = now;
-        debug_assert_eq!(self.slot(offset).seq, Some(seq));
+        self.meta[i] = Meta { seq, len: packet.len() as u16, at_ms: self.ms(now) };
+        stream_copy(&mut self.blocks[i], packet);
         InsertOutcome::Stored
     }
 
     /// The packet with sequence number `seq`, if stored and not older than the max age.
-    pub fn get(&self, now: Instant, seq: u16) -> Option<&StoredPacket> {
+    pub fn get(&self, now: Instant, seq: u16) -> Option<StoredPacket<'_>> {
         if self.span == 0 {
             return None;
         }
@@ -219,30 +251,45 @@ impl RetransmissionBuffer {
         if offset >= self.span {
             return None;
         }
-        let s = self.slot(offset);
-        if s.seq != Some(seq) || now.saturating_duration_since(s.packet.stored_at) > self.max_age {
+        let i = self.index(offset);
+        let m = self.meta[i];
+        if !m.holds(seq) || self.stale(m.at_ms, self.ms(now)) {
             return None;
         }
-        Some(&s.packet)
+        let bytes = &self.blocks[i].0[..usize::from(m.len)];
+        // It was parsed before it was stored, so it parses again.
+        let header = parse_rtp(bytes).ok()?;
+        Some(StoredPacket { bytes, header, stored_at: self.epoch + Duration::from_millis(u64::from(m.at_ms)) })
     }
 }
 
-const EMPTY_HEADER: RtpHeader = RtpHeader {
-    padding: false,
-    padding_len: 0,
-    extension: false,
-    csrc_count: 0,
-    marker: false,
-    payload_type: 0,
-    sequence_number: 0,
-    timestamp: 0,
-    ssrc: 0,
-    ext_profile: 0,
-    ext_offset: 0,
-    ext_len: 0,
-    header_len: 0,
-    payload_len: 0,
-};
+/// Copies `packet` (at most `BLOCK_LEN` bytes) to the start of `block`. On x86_64 the whole
+/// 16-byte chunks go with streaming stores (SSE2, always there on x86_64), the rest normally.
+#[inline]
+fn stream_copy(block: &mut Block, packet: &[u8]) {
+    debug_assert!(packet.len() <= BLOCK_LEN);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let whole = packet.len() / 16 * 16;
+        let dst = block.0.as_mut_ptr();
+        for k in (0..whole).step_by(16) {
+            // SAFETY: `k + 16 <= whole <= packet.len() <= BLOCK_LEN`, so both 16-byte ranges are
+            // in bounds; `dst` is 64-byte aligned (`Block`'s repr) and `k` a multiple of 16, so
+            // the store is 16-byte aligned as `_mm_stream_si128` requires; SSE2 is part of the
+            // x86_64 baseline.
+            unsafe {
+                let v = _mm_loadu_si128(packet.as_ptr().add(k).cast::<__m128i>());
+                _mm_stream_si128(dst.add(k).cast::<__m128i>(), v);
+            }
+        }
+        block.0[whole..packet.len()].copy_from_slice(&packet[whole..]);
+        // No fence: streaming stores are weakly ordered for other threads only, and the buffer
+        // is not `Send`. (A fence here waits for the stores to reach memory: +80 ns a packet.)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    block.0[..packet.len()].copy_from_slice(packet);
+}
 
 #[cfg(test)]
 mod tests {
@@ -277,6 +324,26 @@ mod tests {
         assert_eq!(b.insert(t0, &pkt(99, 0)), InsertOutcome::TooOld);
         assert_eq!(b.insert(t0, &[0u8; 3]), InsertOutcome::Malformed);
         assert_eq!(b.insert(t0, &[0x80; MAX_PACKET_LEN + 1]), InsertOutcome::TooLarge);
+    }
+
+    #[test]
+    fn bytes_come_back_exactly_at_every_length() {
+        let t0 = Instant::now();
+        let mut b = RetransmissionBuffer::new(t0, MAX_SLOTS, DEFAULT_MAX_AGE_VIDEO);
+        // Every length from the bare header to the largest: whole 16-byte chunks and tails.
+        for (i, len) in (12..=MAX_PACKET_LEN).step_by(7).chain([MAX_PACKET_LEN]).enumerate() {
+            let seq = i as u16;
+            let mut p = pkt(seq, 0);
+            p.resize(len, 0);
+            for (k, byte) in p.iter_mut().enumerate().skip(12) {
+                *byte = (k * 31 + len) as u8;
+            }
+            assert_eq!(b.insert(t0, &p), InsertOutcome::Stored);
+            let stored = b.get(t0, seq).expect("stored");
+            assert_eq!(stored.bytes(), &p[..], "length {len}");
+            assert_eq!(stored.header().sequence_number, seq);
+            assert_eq!(stored.stored_at(), t0);
+        }
     }
 
     #[test]
