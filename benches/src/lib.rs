@@ -1,7 +1,5 @@
 //! Helpers shared by the end-to-end benches: a pinned RTP sender, and the raw relay baseline.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,6 +7,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use shardsfu_engine::core::FastMap;
 use shardsfu_engine::rtp_parameters::{
     MediaKind, RtcpFeedback, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
 };
@@ -138,25 +137,7 @@ pub struct RelayService {
     /// Egress socket `i` of a route sends to `sinks[i % sinks.len()]`.
     sinks: Vec<SocketAddr>,
     /// Ingress socket -> the egress sockets its datagrams go out of.
-    routes: HashMap<SocketId, Vec<SocketId>, BuildHasherDefault<SocketIdHasher>>,
-}
-
-/// `SocketId`s are small dense integers: one multiply spreads them over a hash table.
-#[derive(Default)]
-pub struct SocketIdHasher(u64);
-
-impl Hasher for SocketIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+    routes: FastMap<SocketId, Vec<SocketId>>,
 }
 
 impl RelayService {
@@ -164,7 +145,7 @@ impl RelayService {
     /// per consumer as WebRTC peers have).
     pub fn with_sinks(sinks: Vec<SocketAddr>) -> Self {
         assert!(!sinks.is_empty(), "at least one sink");
-        RelayService { sinks, routes: HashMap::default() }
+        RelayService { sinks, routes: FastMap::default() }
     }
 }
 
