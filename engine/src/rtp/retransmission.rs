@@ -175,8 +175,7 @@ impl RetransmissionBuffer {
     }
 
     /// Drops packets older than the max age from the front of the window.
-    pub fn expire(&mut self, now: Instant) {
-        let now_ms = self.ms(now);
+    fn expire_ms(&mut self, now_ms: u32) {
         while self.span > 0 {
             let m = self.meta[self.head];
             if m.len != 0 && !self.stale(m.at_ms, now_ms) {
@@ -194,7 +193,8 @@ impl RetransmissionBuffer {
         let Ok(header) = parse_rtp(packet) else {
             return InsertOutcome::Malformed;
         };
-        self.expire(now);
+        let now_ms = self.ms(now);
+        self.expire_ms(now_ms);
         let seq = header.sequence_number;
         let cap = self.meta.len();
         let offset = if self.span == 0 {
@@ -237,7 +237,7 @@ impl RetransmissionBuffer {
         if self.meta[i].holds(seq) {
             return InsertOutcome::Duplicate;
         }
-        self.meta[i] = Meta { seq, len: packet.len() as u16, at_ms: self.ms(now) };
+        self.meta[i] = Meta { seq, len: packet.len() as u16, at_ms: now_ms };
         stream_copy(&mut self.blocks[i], packet);
         InsertOutcome::Stored
     }
