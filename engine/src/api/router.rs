@@ -281,6 +281,9 @@ impl Router {
         for shard in self.shards() {
             self.inner.engine.tell(shard, Command::CloseRouter { id: self.inner.oid, reason: None });
         }
+        // Each transport holds its router: keeping them here would keep both (and the worker)
+        // alive for ever. Their close events reach them through the registry.
+        drop(std::mem::take(&mut *self.inner.transports.lock().expect("transports lock")));
     }
 
     /// `router.on('workerclose')`.

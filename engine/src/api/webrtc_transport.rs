@@ -282,6 +282,8 @@ impl WebRtcServer {
         for shard in 0..self.inner.bound.len() {
             self.inner.engine.tell(shard, Command::CloseWebRtcServer { id: self.inner.oid });
         }
+        // Its transports hold it (their options name it): let go of them, as the router does.
+        drop(std::mem::take(&mut *self.inner.transports.lock().expect("transports lock")));
     }
 
     /// `webRtcServer.on('workerclose')`.
