@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-20}"
+# The control_api target starts shards in-process.
+source ../tests/memlock.sh
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
