@@ -41,8 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let mut head = [0u8; MAX_HEADER_LEN];
 
     // Forwarding header + shared body.
-    let n =
-        write_header(&mut head, data, &hdr, &fields, Some(&with_mid)).expect("fits MAX_HEADER_LEN");
+    let n = write_header(&mut head, data, &hdr, &fields, Some(&with_mid)).expect("fits MAX_HEADER_LEN");
     let mut wire = head[..n].to_vec();
     wire.extend_from_slice(hdr.body(data));
     let h2 = parse_rtp(&wire).expect("written packet parses");
@@ -56,8 +55,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(h2.extensions(&wire).eq(with_mid.iter()));
 
     // RTX: OSN + payload, no padding.
-    let n =
-        write_rtx_header(&mut head, data, &hdr, &fields, Some(&ext)).expect("fits MAX_HEADER_LEN");
+    let n = write_rtx_header(&mut head, data, &hdr, &fields, Some(&ext)).expect("fits MAX_HEADER_LEN");
     let mut rtx = head[..n].to_vec();
     rtx.extend_from_slice(hdr.payload(data));
     let h3 = parse_rtp(&rtx).expect("rtx packet parses");
