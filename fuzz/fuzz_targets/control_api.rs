@@ -4,8 +4,10 @@
 //! Per input: a fresh connection makes a worker, a router (opus, VP8) and a comedia plain
 //! transport, then sends the input's lines as frames, one at a time. In a frame, `$W`, `$R` and
 //! `$T` stand for those ids, `$P` for the `id` in the last result that had one (a producer just
-//! made, ...) and `$1`..`$9` for the first nine such ids, so inputs reach past the id checks. After each frame the harness asks a
-//! sentinel request of its own, so every answer is matched to its frame.
+//! made, ...) and `$1`..`$9` for the first nine such ids, so inputs reach past the id checks.
+//! After each frame the harness asks a sentinel request of its own, so every answer is matched
+//! to its frame. (Inputs stay under 4 KiB and the rate limit is lifted, so no frame meets the
+//! server's limits, which end a connection by design.)
 //!
 //! Checked:
 //! - the server never panics, hangs or drops the connection on a frame that fits the limits;
