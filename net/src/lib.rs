@@ -18,9 +18,9 @@
 //!
 //! 1. `now = Instant::now()`; drain inbound rings round-robin, at most `MAX_COMMANDS_PER_TURN`
 //!    commands, calling [`ShardService::on_command`]; then a flush point (below).
-//! 2. Drain inbound media rings round-robin, at most `MAX_MEDIA_BATCHES_PER_TURN` batches, calling
-//!    [`ShardService::on_shard_datagram`] per record; a flush point after each batch, then the
-//!    buffer goes back to its origin.
+//! 2. Drain inbound media rings round-robin, at most `MAX_MEDIA_BATCHES_PER_TURN` batches and
+//!    `MAX_RX_TURN` of time, calling [`ShardService::on_shard_datagram`] per record; a flush point
+//!    after each batch, then the buffer goes back to its origin.
 //! 3. `epoll_wait(timeout 0)` on the shard's level-triggered epoll fd; for each ready socket,
 //!    `recvmmsg` a batch of up to `MAX_RX_BATCH` messages into preallocated buffers (sockets ask
 //!    for UDP GRO, so a message may be a train of same-size datagrams, split here; datagrams over

@@ -32,7 +32,8 @@ pub const LOAD_RING_CAPACITY: usize = 64;
 /// How long one receive batch (recvmmsg plus the service's work plus the flush) should take;
 /// the batch size adapts to it (1..=MAX_RX_BATCH).
 pub const RX_BATCH_TARGET: Duration = Duration::from_millis(20);
-/// Receiving stops for the turn after this long, so commands and timers are not starved.
+/// Receiving from sockets, and taking media batches from other shards, each stop for the turn
+/// after this long (checked per batch), so commands, timers and load reports are not starved.
 pub const MAX_RX_TURN: Duration = Duration::from_millis(40);
 
 /// epoll token of the wake-up eventfd (socket tokens are `SocketId`s, at most `u32::MAX`).
@@ -459,7 +460,7 @@ impl<S: ShardService> Shard<S> {
                 // placement. Only the data work below is measured as busy time.
                 meter.mark = Instant::now();
             }
-            let mut work = self.drain_media(now, &mut service, first_media);
+            let mut work = self.drain_media(now, &mut service, first_media, &mut meter);
             first_media = (first_media + 1) % self.media_in.len().max(1);
             work += self.receive(now, &mut service, &mut rx, &mut events, &me, &mut meter);
             if service.poll_timeout().is_some_and(|t| t <= now) {
@@ -618,11 +619,14 @@ impl<S: ShardService> Shard<S> {
     }
 
     /// Hands up to `MAX_MEDIA_BATCHES_PER_TURN` inbound media batches to the service, record by
-    /// record, round-robin over peers; flushes after each batch, then returns its buffer.
-    fn drain_media(&mut self, now: Instant, service: &mut S, first: usize) -> usize {
+    /// record, round-robin over peers; flushes after each batch, then returns its buffer. Stops
+    /// after `MAX_RX_TURN`: a record fanned out to a thousand consumers costs a millisecond, so
+    /// a full turn of batches could hold the shard for a second (no commands, timers or load
+    /// reports meanwhile); the rest waits in the rings for the next turn.
+    fn drain_media(&mut self, now: Instant, service: &mut S, first: usize, meter: &mut LoadMeter) -> usize {
         let n = self.media_in.len();
         let mut batches = 0;
-        for k in 0..n {
+        'peers: for k in 0..n {
             let i = (first + k) % n;
             while batches < MAX_MEDIA_BATCHES_PER_TURN {
                 let Some(mut batch) = self.media_in[i].pop() else {
@@ -652,6 +656,14 @@ impl<S: ShardService> Shard<S> {
                 self.flush_tx(now, service);
                 self.media_in[i].give_back(batch);
                 batches += 1;
+                let done = Instant::now();
+                if done.duration_since(meter.window_start) >= LOAD_WINDOW {
+                    meter.account(done);
+                    self.report_load(done, meter, service);
+                }
+                if done.duration_since(now) >= MAX_RX_TURN {
+                    break 'peers;
+                }
             }
         }
         batches

@@ -29,6 +29,8 @@ struct Relay {
     records: u64,
     bad_records: u64,
     flushes: u64,
+    /// Time each record takes (a wide fan-out's cost), slept.
+    record_cost: Duration,
 }
 
 impl ShardService for Relay {
@@ -55,6 +57,9 @@ impl ShardService for Relay {
 
     fn on_shard_datagram<'a>(&mut self, _now: Instant, from: usize, data: &'a mut [u8], io: &mut Io<'a, Cmd>) {
         self.records += 1;
+        if !self.record_cost.is_zero() {
+            std::thread::sleep(self.record_cost);
+        }
         if from == io.shard() || !data.starts_with(HEAD) {
             self.bad_records += 1;
             return;
@@ -252,5 +257,44 @@ fn a_target_that_does_not_drain_costs_counted_drops_not_memory() {
     wait_load(&h1, |l| l.shard_rx_records == (accepted + again) as u64);
     assert_eq!(call(&h0, |_, io| io.media_buffers_allocated(1)), MAX_MEDIA_BUFFERS_PER_PAIR, "no new buffers");
     assert_eq!(call(&h1, |s, _| (s.records, s.bad_records)), ((accepted + again) as u64, 0));
+    rt.shutdown();
+}
+
+#[test]
+fn a_media_backlog_does_not_hold_the_turn() {
+    let rt = start(RuntimeConfig::default().spin_before_park);
+    let (h0, h1) = (rt.handle(0), rt.handle(1));
+    // Each record costs shard 1 a millisecond, as one fanned out to a thousand consumers does.
+    call(&h1, |s, _| s.record_cost = Duration::from_millis(1));
+
+    // A full pool of batches waits for shard 1 while it is stuck in a command: about a second
+    // of work, all queued before its next turn.
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (stuck_tx, stuck_rx) = mpsc::channel();
+    h1.submit(Cmd(Box::new(move |_, _| {
+        let _ = stuck_tx.send(());
+        let _ = release_rx.recv_timeout(WAIT);
+    })))
+    .unwrap();
+    stuck_rx.recv_timeout(WAIT).unwrap();
+    const BODY: usize = 1000;
+    let per_batch = MEDIA_BATCH_BYTES / (MEDIA_RECORD_PREFIX_BYTES + HEAD.len() + BODY);
+    let total = MAX_MEDIA_BUFFERS_PER_PAIR * per_batch;
+    let accepted = call(&h0, move |_, io| {
+        let body = [7u8; BODY];
+        (0..total).filter(|_| io.forward_to_shard(1, HEAD, &body)).count()
+    });
+    assert_eq!(accepted, total);
+    release_tx.send(()).unwrap();
+
+    // Load reports keep coming while it works through the backlog ...
+    let total = total as u64;
+    let mid = wait_load(&h1, |l| l.shard_rx_records > 0 && l.shard_rx_records < total);
+    // ... and a command waits at most a turn, not the whole backlog.
+    std::thread::sleep(Duration::from_millis(100));
+    let seen = call(&h1, |s, _| s.records);
+    assert!(seen < total - per_batch as u64, "the command ran after {seen} of {total} records; {mid:?}");
+    wait_load(&h1, |l| l.shard_rx_records == total);
+    assert_eq!(call(&h1, |s, _| (s.records, s.bad_records)), (total, 0));
     rt.shutdown();
 }
