@@ -137,6 +137,35 @@ fn payload(i: u32) -> Vec<u8> {
     p
 }
 
+/// Body of the records `forward` makes.
+const BODY: usize = 1000;
+
+/// Records of `BODY` bytes (plus `HEAD`) one media batch holds.
+fn per_batch() -> usize {
+    MEDIA_BATCH_BYTES / (MEDIA_RECORD_PREFIX_BYTES + HEAD.len() + BODY)
+}
+
+/// Shard 0 forwards `n` records of `BODY` bytes to shard 1 at once; how many it accepted.
+fn forward(h0: &ShardHandle<Cmd>, n: usize) -> usize {
+    call(h0, move |_, io| {
+        let body = [9u8; BODY];
+        (0..n).filter(|_| io.forward_to_shard(1, HEAD, &body)).count()
+    })
+}
+
+/// Holds the shard inside a command (it drains nothing) until the returned sender sends.
+fn stick(h: &ShardHandle<Cmd>) -> mpsc::Sender<()> {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (stuck_tx, stuck_rx) = mpsc::channel();
+    h.submit(Cmd(Box::new(move |_, _| {
+        let _ = stuck_tx.send(());
+        let _ = release_rx.recv_timeout(WAIT);
+    })))
+    .unwrap();
+    stuck_rx.recv_timeout(WAIT).unwrap();
+    release_tx
+}
+
 #[test]
 fn every_datagram_crosses_once_in_order_with_its_bytes_and_buffers_recycle() {
     const N: u32 = 5000;
@@ -224,22 +253,11 @@ fn a_target_that_does_not_drain_costs_counted_drops_not_memory() {
     assert!(!too_long);
 
     // Shard 1 is stuck inside a command: it drains nothing while shard 0 forwards.
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (stuck_tx, stuck_rx) = mpsc::channel();
-    h1.submit(Cmd(Box::new(move |_, _| {
-        let _ = stuck_tx.send(());
-        let _ = release_rx.recv_timeout(WAIT);
-    })))
-    .unwrap();
-    stuck_rx.recv_timeout(WAIT).unwrap();
+    let release = stick(&h1);
 
-    const BODY: usize = 1000;
-    let per_batch = MEDIA_BATCH_BYTES / (MEDIA_RECORD_PREFIX_BYTES + HEAD.len() + BODY);
+    let per_batch = per_batch();
     let tries = (MAX_MEDIA_BUFFERS_PER_PAIR + 4) * per_batch;
-    let accepted = call(&h0, move |_, io| {
-        let body = [9u8; BODY];
-        (0..tries).filter(|_| io.forward_to_shard(1, HEAD, &body)).count()
-    });
+    let accepted = forward(&h0, tries);
     assert_eq!(accepted, MAX_MEDIA_BUFFERS_PER_PAIR * per_batch, "the pool stops at its bound");
     let dropped = (tries - accepted) as u64;
     let l0 = wait_load(&h0, |l| l.shard_tx_dropped == dropped + 1); // + the too-long record
@@ -247,12 +265,9 @@ fn a_target_that_does_not_drain_costs_counted_drops_not_memory() {
     assert_eq!(l0.shard_batch_buffers, MAX_MEDIA_BUFFERS_PER_PAIR as u64);
 
     // Released, shard 1 delivers every accepted record and hands the buffers back for reuse.
-    release_tx.send(()).unwrap();
+    release.send(()).unwrap();
     wait_load(&h1, |l| l.shard_rx_records == accepted as u64);
-    let again = call(&h0, move |_, io| {
-        let body = [9u8; BODY];
-        (0..4 * per_batch).filter(|_| io.forward_to_shard(1, HEAD, &body)).count()
-    });
+    let again = forward(&h0, 4 * per_batch);
     assert_eq!(again, 4 * per_batch);
     wait_load(&h1, |l| l.shard_rx_records == (accepted + again) as u64);
     assert_eq!(call(&h0, |_, io| io.media_buffers_allocated(1)), MAX_MEDIA_BUFFERS_PER_PAIR, "no new buffers");
@@ -269,23 +284,11 @@ fn a_media_backlog_does_not_hold_the_turn() {
 
     // A full pool of batches waits for shard 1 while it is stuck in a command: about a second
     // of work, all queued before its next turn.
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (stuck_tx, stuck_rx) = mpsc::channel();
-    h1.submit(Cmd(Box::new(move |_, _| {
-        let _ = stuck_tx.send(());
-        let _ = release_rx.recv_timeout(WAIT);
-    })))
-    .unwrap();
-    stuck_rx.recv_timeout(WAIT).unwrap();
-    const BODY: usize = 1000;
-    let per_batch = MEDIA_BATCH_BYTES / (MEDIA_RECORD_PREFIX_BYTES + HEAD.len() + BODY);
+    let release = stick(&h1);
+    let per_batch = per_batch();
     let total = MAX_MEDIA_BUFFERS_PER_PAIR * per_batch;
-    let accepted = call(&h0, move |_, io| {
-        let body = [7u8; BODY];
-        (0..total).filter(|_| io.forward_to_shard(1, HEAD, &body)).count()
-    });
-    assert_eq!(accepted, total);
-    release_tx.send(()).unwrap();
+    assert_eq!(forward(&h0, total), total);
+    release.send(()).unwrap();
 
     // Load reports keep coming while it works through the backlog ...
     let total = total as u64;
