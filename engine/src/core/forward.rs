@@ -275,7 +275,7 @@ impl Shard {
             stream.packets_repaired += 1;
         }
         if let Some(buffer) = stream.buffer.as_mut() {
-            buffer.insert(now, data);
+            buffer.insert_parsed(now, &hdr, data);
         }
         p.packets += 1;
         p.bytes += data.len() as u64;

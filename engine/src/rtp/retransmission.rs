@@ -190,12 +190,19 @@ impl RetransmissionBuffer {
 
     /// Copies `packet` into the slot for its sequence number.
     pub fn insert(&mut self, now: Instant, packet: &[u8]) -> InsertOutcome {
+        match parse_rtp(packet) {
+            Ok(header) => self.insert_parsed(now, &header, packet),
+            Err(_) => InsertOutcome::Malformed,
+        }
+    }
+
+    /// [`insert`](Self::insert) for a packet its caller has parsed already (`header` is
+    /// `packet`'s), as the forwarding path has: the packet is not parsed a second time.
+    pub fn insert_parsed(&mut self, now: Instant, header: &RtpHeader, packet: &[u8]) -> InsertOutcome {
+        debug_assert_eq!(header.packet_len(), packet.len());
         if packet.len() > MAX_PACKET_LEN {
             return InsertOutcome::TooLarge;
         }
-        let Ok(header) = parse_rtp(packet) else {
-            return InsertOutcome::Malformed;
-        };
         let now_ms = self.ms(now);
         self.expire_ms(now_ms);
         let seq = header.sequence_number;
