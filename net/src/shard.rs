@@ -505,6 +505,15 @@ impl<S: ShardService> Shard<S> {
         meter.report(now, &mut self.load_out, &self.core.udp.counters, &self.core.media, service.load_figures());
     }
 
+    /// Inside a long turn of data work: when the window is over, count the turn so far as busy
+    /// and report, so the report stays on time however long the turn runs.
+    fn report_load_mid_turn(&mut self, now: Instant, meter: &mut LoadMeter, service: &S) {
+        if now.duration_since(meter.window_start) >= LOAD_WINDOW {
+            meter.account(now);
+            self.report_load(now, meter, service);
+        }
+    }
+
     /// Hands up to `MAX_COMMANDS_PER_TURN` commands to the service, round-robin over rings.
     fn drain_commands(&mut self, now: Instant, service: &mut S, first_ring: usize) -> usize {
         let mut budget = MAX_COMMANDS_PER_TURN;
@@ -657,10 +666,7 @@ impl<S: ShardService> Shard<S> {
                 self.media_in[i].give_back(batch);
                 batches += 1;
                 let done = Instant::now();
-                if done.duration_since(meter.window_start) >= LOAD_WINDOW {
-                    meter.account(done);
-                    self.report_load(done, meter, service);
-                }
+                self.report_load_mid_turn(done, meter, service);
                 if done.duration_since(now) >= MAX_RX_TURN {
                     break 'peers;
                 }
@@ -769,10 +775,7 @@ impl<S: ShardService> Shard<S> {
                 } else if took < RX_BATCH_TARGET / 4 && n == rx.limit && rx.limit < MAX_RX_BATCH {
                     rx.limit *= 2;
                 }
-                if done.duration_since(meter.window_start) >= LOAD_WINDOW {
-                    meter.account(done);
-                    self.report_load(done, meter, service);
-                }
+                self.report_load_mid_turn(done, meter, service);
                 if n < rx.limit || done.duration_since(now) >= MAX_RX_TURN {
                     break;
                 }
